@@ -1,0 +1,145 @@
+/**
+ * Activities: every side effect of a lifecycle (SES calls, app callbacks). Built by a factory
+ * that receives its clients, so tests pass real clients pointed at the local SES sandbox.
+ */
+import { log } from '@temporalio/activity';
+import {
+  GetSuppressedDestinationCommand,
+  PutSuppressedDestinationCommand,
+  SendEmailCommand,
+  type SESv2Client,
+  type SendEmailCommandInput,
+} from '@aws-sdk/client-sesv2';
+import { ApplicationFailure } from '@temporalio/common';
+import { ErrorType, LIFECYCLE_HEADER, LIFECYCLE_TAG, type EmailMessage } from '../src/definitions';
+import { classifySesError, toApplicationFailure } from './ses-errors';
+
+/** Dependencies of the activities. */
+export interface ActivityDeps {
+  ses: SESv2Client;
+  /** Default configuration set for sends that name none. */
+  configurationSetName?: string;
+}
+
+/** Input of {@link createActivities}' `sendEmail`. */
+export interface SendEmailInput {
+  lifecycleId: string;
+  attempt: number;
+  message: EmailMessage;
+  /** Recipients of this attempt (a resend goes only to the soft-bounced ones). */
+  recipients: { to: string[]; cc: string[]; bcc: string[] };
+  configurationSetName?: string;
+  checkSuppression: boolean;
+}
+
+/** Result of `sendEmail`. `sesMessageId` is absent when every recipient was suppressed. */
+export interface SendEmailResult {
+  sesMessageId?: string;
+  sentTo: string[];
+  suppressed: string[];
+}
+
+/** SES EmailTag values allow only ASCII letters, digits, `_ - . @`. */
+export function toTagValue(value: string): string {
+  return value.replace(/[^A-Za-z0-9_\-.@]/g, '_').slice(0, 256);
+}
+
+/**
+ * Creates the activity implementations.
+ *
+ * @throws nothing at creation; each activity throws ApplicationFailure with a stable type
+ *   (see `ErrorType` and `activities/ses-errors.ts`).
+ */
+export function createActivities(deps: ActivityDeps) {
+  const { ses } = deps;
+
+  async function isSuppressed(email: string): Promise<boolean> {
+    try {
+      await ses.send(new GetSuppressedDestinationCommand({ EmailAddress: email }));
+      return true;
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NotFoundException') return false;
+      throw toApplicationFailure(err, 'GetSuppressedDestination');
+    }
+  }
+
+  return {
+    /**
+     * Checks the account suppression list, then sends the email through SESv2 SendEmail with
+     * our lifecycle id as EmailTag and header. Runs once per schedule (the workflow owns
+     * retries): a failure whose outcome is unknown (timeout, connection reset, worker crash)
+     * must not be retried blindly, because SendEmail has no idempotency token.
+     */
+    async sendEmail(input: SendEmailInput): Promise<SendEmailResult> {
+      const all = [...input.recipients.to, ...input.recipients.cc, ...input.recipients.bcc];
+      const suppressed: string[] = [];
+      if (input.checkSuppression) {
+        const flags = await Promise.all(all.map((r) => isSuppressed(r)));
+        all.forEach((r, i) => flags[i] && suppressed.push(r));
+      }
+      const keep = (list: string[]) => list.filter((r) => !suppressed.includes(r));
+      const to = keep(input.recipients.to);
+      const cc = keep(input.recipients.cc);
+      const bcc = keep(input.recipients.bcc);
+      const sentTo = [...to, ...cc, ...bcc];
+      if (sentTo.length === 0) {
+        log.info('all recipients suppressed; SendEmail not called', { lifecycleId: input.lifecycleId, suppressed });
+        return { sentTo, suppressed };
+      }
+
+      const m = input.message;
+      const headers = [{ Name: LIFECYCLE_HEADER, Value: input.lifecycleId }, ...Object.entries(m.headers ?? {}).map(([Name, Value]) => ({ Name, Value }))];
+      const userTags = Object.entries(m.tags ?? {}).map(([Name, Value]) => ({ Name, Value: toTagValue(Value) }));
+      const configurationSetName = input.configurationSetName ?? deps.configurationSetName;
+      const command: SendEmailCommandInput = {
+        FromEmailAddress: m.from,
+        Destination: { ToAddresses: to, ...(cc.length ? { CcAddresses: cc } : {}), ...(bcc.length ? { BccAddresses: bcc } : {}) },
+        ...(m.replyTo?.length ? { ReplyToAddresses: m.replyTo } : {}),
+        Content: {
+          Simple: {
+            Subject: { Data: m.subject, Charset: 'UTF-8' },
+            Body: {
+              ...(m.text !== undefined ? { Text: { Data: m.text, Charset: 'UTF-8' } } : {}),
+              ...(m.html !== undefined ? { Html: { Data: m.html, Charset: 'UTF-8' } } : {}),
+            },
+            Headers: headers,
+          },
+        },
+        EmailTags: [{ Name: LIFECYCLE_TAG, Value: toTagValue(input.lifecycleId) }, { Name: 'lifecycle-attempt', Value: String(input.attempt) }, ...userTags],
+        ...(configurationSetName ? { ConfigurationSetName: configurationSetName } : {}),
+      };
+
+      const started = Date.now();
+      try {
+        const out = await ses.send(new SendEmailCommand(command));
+        if (!out.MessageId) throw ApplicationFailure.nonRetryable('SendEmail returned no MessageId', ErrorType.SesAmbiguous);
+        log.info('SendEmail accepted', {
+          lifecycleId: input.lifecycleId,
+          sesMessageId: out.MessageId,
+          attempt: input.attempt,
+          recipients: sentTo.length,
+          ms: Date.now() - started,
+        });
+        return { sesMessageId: out.MessageId, sentTo, suppressed };
+      } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
+        const c = classifySesError(err);
+        log.warn('SendEmail failed', { lifecycleId: input.lifecycleId, errorType: c.type, disposition: c.disposition, error: (err as Error).name });
+        throw toApplicationFailure(err, 'SendEmail');
+      }
+    },
+
+    /** Adds an address to the SES account suppression list (idempotent). */
+    async suppressAddress(input: { email: string; reason: 'BOUNCE' | 'COMPLAINT'; lifecycleId: string }): Promise<void> {
+      try {
+        await ses.send(new PutSuppressedDestinationCommand({ EmailAddress: input.email, Reason: input.reason }));
+        log.info('address suppressed', { lifecycleId: input.lifecycleId, reason: input.reason });
+      } catch (err) {
+        throw toApplicationFailure(err, 'PutSuppressedDestination');
+      }
+    },
+  };
+}
+
+/** The activity interface the workflow proxies. */
+export type Activities = ReturnType<typeof createActivities>;

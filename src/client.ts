@@ -1,0 +1,291 @@
+/**
+ * The `sendTracked()` client API: start one durable lifecycle per email and follow it.
+ *
+ * ```ts
+ * const lc = await LifecycleClient.connect({ address: 'localhost:7233' });
+ * const email = await lc.sendTracked({ from: 'app@example.com', to: ['a@example.com'], subject: 'Hi', text: 'Hello' },
+ *   { idempotencyKey: 'order-1234-confirmation' });
+ * const final = await email.result();
+ * ```
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  type ConnectionOptions,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { z } from 'zod';
+import {
+  DEFAULT_POLICY,
+  durationMs,
+  SA,
+  statusQuery,
+  TASK_QUEUE,
+  WORKFLOW_ID_PREFIX,
+  WORKFLOW_TYPE,
+  type EmailMessage,
+  type LifecyclePolicy,
+  type LifecycleResult,
+  type LifecycleStatus,
+  type MessageLifecycleInput,
+} from './definitions';
+import type { MessageStatus } from './lifecycle';
+import { uniqueLower } from './lifecycle';
+
+/** Thrown when `sendTracked()` input is invalid; nothing was started. `field` names the bad field. */
+export class InvalidEmailInputError extends Error {
+  override readonly name = 'InvalidEmailInputError';
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
+    super(message);
+  }
+}
+
+/** SES limit: at most 50 recipients (To + Cc + Bcc) per SendEmail call. */
+export const MAX_RECIPIENTS = 50;
+/** SES limit: total message size 40 MB (we keep bodies far below: 10 MB of text or html). */
+export const MAX_BODY_CHARS = 10 * 1024 * 1024;
+
+const NO_CRLF = /^[^\r\n]*$/;
+// A pragmatic RFC 5321 check: local@domain, no spaces, no control characters, no angle brackets.
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must be refused
+const ADDRESS = /^[^\s@<>(),;:"\\[\]\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+const addressSchema = z.string().max(320).regex(ADDRESS, 'not a valid email address');
+// From may carry a display name: `Shop <shop@example.com>`.
+const fromSchema = z
+  .string()
+  .max(640)
+  .regex(NO_CRLF, 'must not contain CR or LF')
+  .refine((v) => ADDRESS.test(/<([^<>]+)>\s*$/.exec(v)?.[1] ?? v), 'not a valid email address');
+const TAG_CHARS = /^[A-Za-z0-9_\-.@]+$/;
+const tagName = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(TAG_CHARS, 'SES tag names allow only ASCII letters, digits, _ - . @')
+  .refine((n) => !n.startsWith('ses:') && n !== 'lifecycle-id' && n !== 'lifecycle-attempt', 'reserved tag name');
+const tagValue = z.string().min(1).max(256).regex(TAG_CHARS, 'SES tag values allow only ASCII letters, digits, _ - . @');
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
+const duration = z.union([z.number().nonnegative().finite(), z.string()]).refine((d) => {
+  try {
+    durationMs(d);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'invalid duration: use ms or e.g. "30s", "15m", "48h", "7d"');
+
+const inputSchema = z
+  .object({
+    from: fromSchema,
+    to: z.array(addressSchema).min(1, 'at least one recipient is required'),
+    cc: z.array(addressSchema).optional(),
+    bcc: z.array(addressSchema).optional(),
+    replyTo: z.array(addressSchema).max(50).optional(),
+    subject: z.string().min(1, 'subject is required').max(998).regex(NO_CRLF, 'must not contain CR or LF'),
+    text: z.string().max(MAX_BODY_CHARS).optional(),
+    html: z.string().max(MAX_BODY_CHARS).optional(),
+    tags: z.record(tagName, tagValue).refine((t) => Object.keys(t).length <= 48, 'at most 48 tags').optional(),
+    headers: z
+      .record(z.string().regex(HEADER_NAME, 'invalid header name'), z.string().max(998).regex(NO_CRLF, 'must not contain CR or LF'))
+      .refine((h) => Object.keys(h).every((k) => !/^(from|to|cc|bcc|subject|x-lifecycle-id|content-type|mime-version)$/i.test(k)), 'reserved header')
+      .optional(),
+    configurationSetName: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/).optional(),
+    callbackUrl: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+    policy: z
+      .object({
+        deliveryDeadline: duration.optional(),
+        complaintWindow: duration.optional(),
+        maxSendAttempts: z.number().int().min(1).max(10).optional(),
+        resendBackoff: duration.optional(),
+        ambiguousSendWait: duration.optional(),
+        suppressOnHardBounce: z.boolean().optional(),
+        suppressOnComplaint: z.boolean().optional(),
+        checkSuppressionBeforeSend: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    const n = v.to.length + (v.cc?.length ?? 0) + (v.bcc?.length ?? 0);
+    if (n > MAX_RECIPIENTS) ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${MAX_RECIPIENTS} recipients (To+Cc+Bcc) per email, got ${n}` });
+    if (v.text === undefined && v.html === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'text or html body is required' });
+  });
+
+/** What to send, plus per-email options. */
+export interface SendTrackedInput extends EmailMessage {
+  /** SES configuration set with the SNS event destination (else the worker's default). */
+  configurationSetName?: string;
+  /** Overrides of the lifecycle policy (durations as ms or `'48h'`-style strings). */
+  policy?: Partial<LifecyclePolicy>;
+  /** App callback for state changes (optional). */
+  callbackUrl?: string;
+}
+
+/** Options of one `sendTracked()` call. */
+export interface SendTrackedOptions {
+  /** The same key never sends twice, even when called concurrently or after the lifecycle closed. */
+  idempotencyKey?: string;
+}
+
+/**
+ * Validates `sendTracked()` input. Pure.
+ *
+ * @throws {InvalidEmailInputError} naming the first bad field (e.g. `to[2]`, `tags.campaign`).
+ */
+export function validateSendInput(input: unknown): SendTrackedInput {
+  const r = inputSchema.safeParse(input);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const field = issue.path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '') || '(input)';
+    throw new InvalidEmailInputError(`invalid ${field}: ${issue.message}`, field);
+  }
+  return r.data as SendTrackedInput;
+}
+
+/** Workflow id for an idempotency key: readable when the key is tag-safe, hashed otherwise. */
+export function lifecycleIdFor(idempotencyKey?: string): string {
+  if (idempotencyKey === undefined) return `${WORKFLOW_ID_PREFIX.message}${randomUUID()}`;
+  if (idempotencyKey.length === 0 || idempotencyKey.length > 1000) throw new InvalidEmailInputError('invalid idempotencyKey: 1 to 1000 characters', 'idempotencyKey');
+  if (/^[A-Za-z0-9_\-.@]{1,200}$/.test(idempotencyKey)) return `${WORKFLOW_ID_PREFIX.message}${idempotencyKey}`;
+  return `${WORKFLOW_ID_PREFIX.message}k-${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 40)}`;
+}
+
+/** Options to connect to Temporal: local dev server, a self-hosted cluster, or Temporal Cloud. */
+export interface ConnectOptions {
+  /** host:port of the Temporal frontend. Default `localhost:7233`. */
+  address?: string;
+  namespace?: string;
+  /** TLS (mTLS for Temporal Cloud certificates): `true` for system roots, or the SDK's TLS config. */
+  tls?: ConnectionOptions['tls'];
+  /** Temporal Cloud API key (implies TLS). */
+  apiKey?: string;
+  taskQueue?: string;
+}
+
+/** A tracked email: its lifecycle id and ways to follow it. */
+export class TrackedEmail {
+  constructor(
+    /** Lifecycle id = Temporal workflow id (`msg-...`). */
+    readonly id: string,
+    private readonly handle: WorkflowHandle,
+  ) {}
+
+  /** Current state (a Temporal query; works on running and closed lifecycles). */
+  async status(): Promise<LifecycleStatus> {
+    return this.handle.query(statusQuery);
+  }
+
+  /** Waits for the lifecycle to complete and returns the final per-recipient summary. */
+  async result(): Promise<LifecycleResult> {
+    return this.handle.result() as Promise<LifecycleResult>;
+  }
+
+  /**
+   * Polls the status until `until` holds (a message status, or a predicate) and returns it.
+   *
+   * @throws {Error} on timeout, with the last status seen.
+   */
+  async waitFor(until: MessageStatus | ((s: LifecycleStatus) => boolean), opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<LifecycleStatus> {
+    const test = typeof until === 'function' ? until : (s: LifecycleStatus) => s.status === until;
+    const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+    let last: LifecycleStatus | undefined;
+    for (;;) {
+      last = await this.status();
+      if (test(last)) return last;
+      if (Date.now() > deadline) throw new Error(`lifecycle ${this.id}: timed out waiting; last status ${last.status} (${last.phase})`);
+      await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
+    }
+  }
+}
+
+/** The client of ses-lifecycle: starts and follows lifecycles. */
+export class LifecycleClient {
+  readonly taskQueue: string;
+
+  constructor(
+    /** The underlying Temporal client (shared, not owned unless created by `connect`). */
+    readonly temporal: Client,
+    opts: { taskQueue?: string } = {},
+    private readonly ownedConnection?: Connection,
+  ) {
+    this.taskQueue = opts.taskQueue ?? TASK_QUEUE;
+  }
+
+  /** Connects to Temporal. @throws the SDK's connection error when the server is unreachable. */
+  static async connect(opts: ConnectOptions = {}): Promise<LifecycleClient> {
+    const connection = await Connection.connect({
+      address: opts.address ?? 'localhost:7233',
+      ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
+      ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey, tls: opts.tls ?? true } : {}),
+    });
+    const client = new Client({ connection, namespace: opts.namespace ?? 'default' });
+    return new LifecycleClient(client, opts.taskQueue !== undefined ? { taskQueue: opts.taskQueue } : {}, connection);
+  }
+
+  /**
+   * Validates the input, then starts one durable lifecycle that sends the email through SES and
+   * tracks it. With an idempotency key, a second call (even concurrent, even after completion)
+   * returns the existing lifecycle and never sends again.
+   *
+   * @throws {InvalidEmailInputError} when the input is invalid (nothing is started).
+   */
+  async sendTracked(input: SendTrackedInput, opts: SendTrackedOptions = {}): Promise<TrackedEmail> {
+    const valid = validateSendInput(input);
+    const lifecycleId = lifecycleIdFor(opts.idempotencyKey);
+    const { configurationSetName, policy, callbackUrl, ...message } = valid;
+    const wfInput: MessageLifecycleInput = {
+      lifecycleId,
+      message,
+      ...(configurationSetName !== undefined ? { configurationSetName } : {}),
+      ...(policy !== undefined ? { policy } : {}),
+      ...(callbackUrl !== undefined ? { callbackUrl } : {}),
+    };
+    const recipients = uniqueLower([...message.to, ...(message.cc ?? []), ...(message.bcc ?? [])]);
+    const tags = Object.entries(message.tags ?? {}).map(([k, v]) => `${k}=${v}`);
+    try {
+      const handle = await this.temporal.workflow.start(WORKFLOW_TYPE.message, {
+        workflowId: lifecycleId,
+        taskQueue: this.taskQueue,
+        args: [wfInput],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: [
+          { key: SA.status, value: 'sending' },
+          { key: SA.recipients, value: recipients },
+          { key: SA.kind, value: 'message' },
+          ...(tags.length ? [{ key: SA.tags, value: tags }] : []),
+        ],
+        staticSummary: `To ${recipients.slice(0, 3).join(', ')}${recipients.length > 3 ? ` (+${recipients.length - 3})` : ''}: ${message.subject}`.slice(0, 200),
+        staticDetails: [`**From:** ${message.from}`, `**To:** ${recipients.join(', ')}`, `**Subject:** ${message.subject}`, tags.length ? `**Tags:** ${tags.join(', ')}` : '']
+          .filter(Boolean)
+          .join('\n\n'),
+      });
+      return new TrackedEmail(lifecycleId, handle);
+    } catch (err) {
+      // REJECT_DUPLICATE: the lifecycle for this key already ran to completion. Never send again.
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        return new TrackedEmail(lifecycleId, this.temporal.workflow.getHandle(lifecycleId));
+      }
+      throw err;
+    }
+  }
+
+  /** A handle on an existing lifecycle by id. */
+  get(lifecycleId: string): TrackedEmail {
+    return new TrackedEmail(lifecycleId, this.temporal.workflow.getHandle(lifecycleId));
+  }
+
+  /** Closes the connection if this client created it. */
+  async close(): Promise<void> {
+    await this.ownedConnection?.close();
+  }
+}
+
+/** Default policy, re-exported for callers that display it. */
+export { DEFAULT_POLICY };

@@ -1,0 +1,113 @@
+/**
+ * Outcome counters of the SNS webhook. A plain object you can read at any time (tests, logs),
+ * mirrored into a prom-client registry when one is passed in (a later `/metrics` route serves it).
+ */
+import { Counter, type Registry } from 'prom-client';
+
+/** Why a request was refused for good (4xx). Stable strings: they are metric labels. */
+export const RejectReason = {
+  PayloadTooLarge: 'payload-too-large',
+  UnsupportedMediaType: 'unsupported-media-type',
+  Malformed: 'malformed',
+  MessageTypeMismatch: 'message-type-mismatch',
+  UnknownMessageType: 'unknown-message-type',
+  UnsupportedSignatureVersion: 'unsupported-signature-version',
+  CertUrlNotAllowed: 'cert-url-not-allowed',
+  InvalidSignature: 'invalid-signature',
+  TopicNotAllowed: 'topic-not-allowed',
+  StaleTimestamp: 'stale-timestamp',
+  SubscribeUrlNotAllowed: 'subscribe-url-not-allowed',
+  InvalidSesEvent: 'invalid-ses-event',
+  RawDeliveryDisabled: 'raw-delivery-disabled',
+} as const;
+export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason];
+
+/** Why a request could not be handled now and SNS should retry (5xx). */
+export const UnavailableReason = {
+  CertFetch: 'cert-fetch',
+  CertFetchTimeout: 'cert-fetch-timeout',
+  CertFetchBusy: 'cert-fetch-busy',
+  Temporal: 'temporal',
+  ConfirmFailed: 'confirm-failed',
+  Internal: 'internal',
+} as const;
+export type UnavailableReason = (typeof UnavailableReason)[keyof typeof UnavailableReason];
+
+/** A snapshot of the counters. */
+export interface WebhookCounts {
+  /** Requests that reached the SNS route's handler (after body parsing). */
+  received: number;
+  /** Events handed to Temporal: `signalled + orphaned`. */
+  recorded: number;
+  signalled: number;
+  orphaned: number;
+  /** Known duplicates answered 200 without signalling again. */
+  duplicate: number;
+  /** Valid notifications whose Message is not an SES event (200, nothing recorded). */
+  ignored: number;
+  subscriptionsConfirmed: number;
+  unsubscribeNotices: number;
+  rejected: Partial<Record<RejectReason, number>>;
+  unavailable: Partial<Record<UnavailableReason, number>>;
+}
+
+type Outcome = Exclude<keyof WebhookCounts, 'rejected' | 'unavailable' | 'recorded'>;
+
+/** Counters for webhook outcomes. One instance per app (pass the same one to share). */
+export class WebhookMetrics {
+  private readonly counts: WebhookCounts = {
+    received: 0,
+    recorded: 0,
+    signalled: 0,
+    orphaned: 0,
+    duplicate: 0,
+    ignored: 0,
+    subscriptionsConfirmed: 0,
+    unsubscribeNotices: 0,
+    rejected: {},
+    unavailable: {},
+  };
+  private readonly counter: Counter<'outcome' | 'reason'> | undefined;
+
+  /**
+   * @param opts.registry prom-client registry to register `ses_webhook_requests_total` in.
+   * @throws Error from prom-client when that metric name is already registered there.
+   */
+  constructor(opts: { registry?: Registry } = {}) {
+    this.counter = opts.registry
+      ? new Counter({
+          name: 'ses_webhook_requests_total',
+          help: 'SNS webhook requests by outcome (received, signalled, orphaned, duplicate, ignored, rejected, unavailable, ...) and reason',
+          labelNames: ['outcome', 'reason'],
+          registers: [opts.registry],
+        })
+      : undefined;
+  }
+
+  /** Counts one outcome. `signalled` and `orphaned` also count as `recorded`. */
+  inc(outcome: Outcome): void {
+    this.counts[outcome] += 1;
+    this.counter?.inc({ outcome, reason: '' });
+    if (outcome === 'signalled' || outcome === 'orphaned') {
+      this.counts.recorded += 1;
+      this.counter?.inc({ outcome: 'recorded', reason: '' });
+    }
+  }
+
+  /** Counts a permanent refusal (4xx). */
+  rejected(reason: RejectReason): void {
+    this.counts.rejected[reason] = (this.counts.rejected[reason] ?? 0) + 1;
+    this.counter?.inc({ outcome: 'rejected', reason });
+  }
+
+  /** Counts a temporary failure (5xx, SNS retries). */
+  unavailable(reason: UnavailableReason): void {
+    this.counts.unavailable[reason] = (this.counts.unavailable[reason] ?? 0) + 1;
+    this.counter?.inc({ outcome: 'unavailable', reason });
+  }
+
+  /** A copy of the current counts. */
+  snapshot(): WebhookCounts {
+    return { ...this.counts, rejected: { ...this.counts.rejected }, unavailable: { ...this.counts.unavailable } };
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Worker construction: the lifecycle workflows plus activities bound to a real SESv2 client.
+ * `createSesClient` builds the client the way the product needs it: no SDK retries (Temporal
+ * owns retries) and a request timeout, so a hung request becomes an ambiguous outcome.
+ */
+import path from 'node:path';
+import { SESv2Client, GetAccountCommand } from '@aws-sdk/client-sesv2';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { TASK_QUEUE } from './definitions';
+
+/** Options for {@link createSesClient}. */
+export interface SesClientOptions {
+  region: string;
+  /** Endpoint override (the local sandbox); omit for real AWS. */
+  endpoint?: string;
+  /** Static credentials (sandbox); omit to use the default AWS credentials chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Per-request timeout. Default 10 s. */
+  requestTimeoutMs?: number;
+}
+
+/** Creates the SESv2 client used by activities: `maxAttempts: 1`, bounded request time. */
+export function createSesClient(opts: SesClientOptions): SESv2Client {
+  return new SESv2Client({
+    region: opts.region,
+    maxAttempts: 1,
+    ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
+    requestHandler: { requestTimeout: opts.requestTimeoutMs ?? 10_000, connectionTimeout: 5_000 },
+  });
+}
+
+/** Path of the workflow entry module (works from sources and from the compiled `dist/`). */
+export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows');
+
+/** Options for {@link createLifecycleWorker}. */
+export interface LifecycleWorkerOptions {
+  connection: NativeConnection;
+  namespace?: string;
+  taskQueue?: string;
+  ses: SESv2Client;
+  /** Default configuration set for sends that name none. */
+  configurationSetName?: string;
+  /**
+   * Pace SES calls on this task queue to the account's MaxSendRate (read from GetAccount at
+   * start) instead of only retrying 429s. Server-enforced across all workers of the queue.
+   */
+  paceToSendRate?: boolean;
+  /** A prebuilt workflow bundle (tests share one); otherwise bundled from {@link WORKFLOWS_PATH}. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Extra worker options (cache size, concurrency). */
+  tuning?: Pick<WorkerOptions, 'maxCachedWorkflows' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions'>;
+}
+
+/**
+ * Creates (does not run) a worker for lifecycle workflows and SES activities.
+ *
+ * @throws when the SES account cannot be read while `paceToSendRate` is on.
+ */
+export async function createLifecycleWorker(opts: LifecycleWorkerOptions): Promise<Worker> {
+  let maxTaskQueueActivitiesPerSecond: number | undefined;
+  if (opts.paceToSendRate) {
+    const account = await opts.ses.send(new GetAccountCommand({}));
+    const rate = account.SendQuota?.MaxSendRate;
+    if (rate !== undefined && rate > 0) maxTaskQueueActivitiesPerSecond = rate;
+  }
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace ?? 'default',
+    taskQueue: opts.taskQueue ?? TASK_QUEUE,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities({ ses: opts.ses, ...(opts.configurationSetName !== undefined ? { configurationSetName: opts.configurationSetName } : {}) }),
+    ...(maxTaskQueueActivitiesPerSecond !== undefined ? { maxTaskQueueActivitiesPerSecond } : {}),
+    ...opts.tuning,
+  });
+}

@@ -1,0 +1,310 @@
+/**
+ * `messageLifecycle`: one tracked email, from send to final per-recipient summary.
+ *
+ * Deterministic code only. State is derived by the pure lifecycle module from the set of events
+ * received plus the facts decided here (attempts, suppressed recipients, deadline), so the
+ * order in which SNS delivers events never matters.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+  TimeoutFailure,
+} from '@temporalio/workflow';
+import type { Activities, SendEmailResult } from '../activities';
+import {
+  DEFAULT_POLICY,
+  durationMs,
+  ErrorType,
+  SA,
+  sesEventSignal,
+  statusQuery,
+  type CarriedState,
+  type FollowUp,
+  type LifecyclePolicy,
+  type LifecycleResult,
+  type LifecycleStatus,
+  type MessageLifecycleInput,
+} from '../src/definitions';
+import {
+  EventSet,
+  hasOutcome,
+  initialFacts,
+  isTerminal,
+  softBounced,
+  summarize,
+  toSuppress,
+  type LifecycleFacts,
+  type LifecycleSummary,
+  type SendAttempt,
+  type SesEvent,
+} from '../src/lifecycle';
+import { compactEvent, latestEvents, renderDetails } from './common';
+
+/** One schedule per SendEmail: the workflow owns retries so that ambiguous outcomes are never retried blindly. */
+const { sendEmail } = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { maximumAttempts: 1 },
+});
+
+/** Suppression is idempotent: let Temporal retry it freely. */
+const { suppressAddress } = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5m' },
+});
+
+/** Continue-as-new well before Temporal's history limits (50k events / 50 MB). */
+const HISTORY_EVENTS_LIMIT = 8_000;
+const SEND_RETRY_INITIAL_MS = 1_000;
+const SEND_RETRY_MAX_MS = 60_000;
+const MAX_AMBIGUOUS_RESENDS = 3;
+
+/**
+ * Tracks one email. Returns the final per-recipient summary.
+ *
+ * @throws never for business outcomes (bounces, SES refusals): they are part of the result.
+ */
+export async function messageLifecycle(input: MessageLifecycleInput): Promise<LifecycleResult> {
+  const policy: LifecyclePolicy = { ...DEFAULT_POLICY, ...input.policy };
+  const m = input.message;
+  const carried: CarriedState | undefined = input.carried;
+  const facts: LifecycleFacts = carried
+    ? { ...initialFacts([...m.to, ...(m.cc ?? []), ...(m.bcc ?? [])]), attempts: carried.attempts, suppressed: carried.suppressed, deadlinePassed: carried.deadlinePassed }
+    : initialFacts([...m.to, ...(m.cc ?? []), ...(m.bcc ?? [])]);
+  if (carried?.sendError) facts.sendError = carried.sendError;
+  const events = new EventSet(carried?.events ?? []);
+  const followUps: FollowUp[] = carried?.followUps ?? [];
+  const suppressionsDone = new Set<string>(carried?.suppressionsDone ?? []);
+  let deadlineAt = carried?.deadlineAt;
+  let windowEndsAt = carried?.windowEndsAt;
+  let phase: LifecycleStatus['phase'] = carried ? 'awaiting-outcome' : 'sending';
+  let wake = false;
+
+  const now = () => Date.now(); // deterministic inside the workflow sandbox
+  const iso = () => new Date(now()).toISOString();
+  const summary = (): LifecycleSummary => summarize(events, facts, phase === 'sending');
+  const snapshot = (s = summary()): LifecycleStatus => ({
+    ...s,
+    lifecycleId: input.lifecycleId,
+    kind: 'message',
+    phase,
+    attempts: facts.attempts,
+    followUps,
+    latestEvents: latestEvents(events),
+  });
+
+  setHandler(sesEventSignal, ({ event }) => {
+    if (events.add(event)) wake = true;
+  });
+  setHandler(statusQuery, () => snapshot());
+
+  let lastStatus: string | undefined;
+  let lastIds = '';
+  /** Upserts search attributes only when they change: each upsert is a history event. */
+  const syncSearchAttributes = (s: LifecycleSummary): void => {
+    const ids = s.sesMessageIds.join(',');
+    const updates: Parameters<typeof upsertSearchAttributes>[0] = [];
+    if (s.status !== lastStatus) updates.push({ key: SA.status, value: s.status });
+    if (ids !== lastIds && s.sesMessageIds.length > 0) updates.push({ key: SA.sesMessageIds, value: s.sesMessageIds });
+    if (updates.length > 0) upsertSearchAttributes(updates);
+    lastStatus = s.status;
+    lastIds = ids;
+    setCurrentDetails(renderDetails(snapshot(s)));
+  };
+
+  /** Recipients of an attempt, split back into To/Cc/Bcc as the original message had them. */
+  const split = (recipients: string[]) => {
+    const pick = (list: string[] | undefined) => (list ?? []).filter((a) => recipients.includes(a.toLowerCase()));
+    return { to: pick(m.to), cc: pick(m.cc), bcc: pick(m.bcc) };
+  };
+
+  /** A Send event for a message id no attempt knows: proof that an ambiguous attempt went through. */
+  const unclaimedSend = (): SesEvent | undefined =>
+    events.values().find((e) => e.type === 'Send' && !facts.attempts.some((a) => a.sesMessageId === e.sesMessageId));
+
+  /** Sends one attempt, retrying retryable SES errors and never resending blindly after an ambiguous outcome. */
+  const sendAttempt = async (attemptNo: number, recipients: string[]): Promise<void> => {
+    phase = 'sending';
+    let retryDelay = SEND_RETRY_INITIAL_MS;
+    let ambiguous = 0;
+    for (;;) {
+      let result: SendEmailResult | undefined;
+      try {
+        result = await sendEmail({
+          lifecycleId: input.lifecycleId,
+          attempt: attemptNo,
+          message: m,
+          recipients: split(recipients),
+          ...(input.configurationSetName !== undefined ? { configurationSetName: input.configurationSetName } : {}),
+          checkSuppression: policy.checkSuppressionBeforeSend,
+        });
+      } catch (err) {
+        const type = failureType(err);
+        if (type === 'retry') {
+          await sleep(retryDelay);
+          retryDelay = Math.min(retryDelay * 2, SEND_RETRY_MAX_MS);
+          continue;
+        }
+        if (type === ErrorType.SesAmbiguous || type === 'timeout') {
+          // SendEmail has no idempotency token: wait for a Send event before resending.
+          followUps.push({ kind: 'ambiguous-send', at: iso(), detail: `attempt ${attemptNo}: outcome unknown; waiting for a Send event` });
+          const proven = await condition(() => unclaimedSend() !== undefined, durationMs(policy.ambiguousSendWait));
+          const send = unclaimedSend();
+          if (proven && send) {
+            facts.attempts.push({ attempt: attemptNo, sesMessageId: send.sesMessageId, recipients, sentAt: send.timestamp });
+            followUps.push({ kind: 'ambiguous-send', at: iso(), detail: `attempt ${attemptNo}: Send event proves SES accepted ${send.sesMessageId}; not resent` });
+            return;
+          }
+          ambiguous += 1;
+          if (ambiguous > MAX_AMBIGUOUS_RESENDS) {
+            facts.sendError = { type: ErrorType.SesAmbiguous, message: `no Send event after ${ambiguous} ambiguous attempts` };
+            return;
+          }
+          followUps.push({ kind: 'ambiguous-send', at: iso(), detail: `attempt ${attemptNo}: no Send event within the wait; resending` });
+          continue;
+        }
+        const message = err instanceof ActivityFailure && err.cause instanceof Error ? err.cause.message : String(err);
+        facts.sendError = { type, message };
+        log.warn('send failed for good', { lifecycleId: input.lifecycleId, errorType: type });
+        return;
+      }
+      for (const s of result.suppressed) if (!facts.suppressed.includes(s.toLowerCase())) facts.suppressed.push(s.toLowerCase());
+      if (result.sesMessageId !== undefined || result.sentTo.length > 0) {
+        const attempt: SendAttempt = { attempt: attemptNo, recipients: result.sentTo.map((r) => r.toLowerCase()), sentAt: iso() };
+        if (result.sesMessageId !== undefined) attempt.sesMessageId = result.sesMessageId;
+        facts.attempts.push(attempt);
+      }
+      return;
+    }
+  };
+
+  // ---- first send (skipped when resuming after continue-as-new)
+  if (!carried) {
+    await sendAttempt(1, facts.recipients);
+    deadlineAt = now() + durationMs(policy.deliveryDeadline);
+  }
+  phase = 'awaiting-outcome';
+
+  // Timers are started once and never restarted by signals: a signal must cost only its own events.
+  let deadlineScope: CancellationScope | undefined;
+  const startDeadline = (): void => {
+    if (deadlineAt === undefined || facts.deadlinePassed) return;
+    const ms = Math.max(0, deadlineAt - now());
+    deadlineScope = new CancellationScope();
+    void deadlineScope
+      .run(() => sleep(ms))
+      .then(
+        () => {
+          facts.deadlinePassed = true;
+          wake = true;
+        },
+        (err: unknown) => {
+          if (!isCancellation(err)) throw err;
+        },
+      );
+  };
+  let windowOver = false;
+  let windowStarted = false;
+  const startWindow = (): void => {
+    if (windowStarted || windowEndsAt === undefined) return;
+    windowStarted = true;
+    void sleep(Math.max(0, windowEndsAt - now())).then(() => {
+      windowOver = true;
+      wake = true;
+    });
+  };
+  startDeadline();
+  startWindow();
+
+  for (;;) {
+    const s = summary();
+    syncSearchAttributes(s);
+
+    // Follow-up: suppression of hard bounces and complaints (rule 5).
+    for (const { email, reason } of toSuppress(s.recipients)) {
+      if (suppressionsDone.has(email)) continue;
+      if (reason === 'BOUNCE' ? !policy.suppressOnHardBounce : !policy.suppressOnComplaint) continue;
+      suppressionsDone.add(email);
+      await suppressAddress({ email, reason, lifecycleId: input.lifecycleId });
+      followUps.push({ kind: 'suppressed', at: iso(), detail: `${email} (${reason})` });
+    }
+
+    // Follow-up: resend soft bounces with backoff, up to the policy limit (rule 4).
+    const soft = softBounced(s.recipients);
+    if (soft.length > 0 && facts.attempts.length < policy.maxSendAttempts && !facts.sendError) {
+      phase = 'resend-backoff';
+      const backoff = durationMs(policy.resendBackoff) * 2 ** Math.max(0, facts.attempts.length - 1);
+      followUps.push({ kind: 'resend', at: iso(), detail: `${soft.join(', ')} after ${backoff} ms (attempt ${facts.attempts.length + 1})` });
+      await sleep(backoff);
+      await sendAttempt(facts.attempts.length + 1, soft);
+      phase = 'awaiting-outcome';
+      continue;
+    }
+
+    const settled = s.recipients.every((r) => hasOutcome(r) || isTerminal(r.status));
+    if (settled) {
+      if (deadlineScope && !facts.deadlinePassed) {
+        deadlineScope.cancel();
+        deadlineScope = undefined;
+      }
+      if (windowEndsAt === undefined) {
+        const anyDelivered = s.recipients.some((r) => r.status === 'delivered' || r.status === 'complained' || r.status === 'unconfirmed');
+        windowEndsAt = now() + (anyDelivered ? durationMs(policy.complaintWindow) : 0);
+      }
+      startWindow();
+      phase = 'complaint-window';
+      if (windowOver) break;
+    }
+
+    if (facts.deadlinePassed && !followUps.some((f) => f.kind === 'deadline')) {
+      const late = s.recipients.filter((r) => r.status === 'unconfirmed').map((r) => r.email);
+      followUps.push({ kind: 'deadline', at: iso(), detail: `no outcome by the delivery deadline: ${late.join(', ') || 'none'}` });
+      continue;
+    }
+
+    if (workflowInfo().historyLength > HISTORY_EVENTS_LIMIT || workflowInfo().continueAsNewSuggested) {
+      const next: CarriedState = {
+        events: events.values().map(compactEvent),
+        attempts: facts.attempts,
+        suppressed: facts.suppressed,
+        deadlinePassed: facts.deadlinePassed,
+        followUps: followUps.slice(-100),
+        suppressionsDone: [...suppressionsDone],
+        ...(facts.sendError ? { sendError: facts.sendError } : {}),
+        ...(deadlineAt !== undefined ? { deadlineAt } : {}),
+        ...(windowEndsAt !== undefined ? { windowEndsAt } : {}),
+      };
+      await continueAsNew<typeof messageLifecycle>({ ...input, carried: next });
+    }
+
+    wake = false;
+    await condition(() => wake);
+  }
+
+  phase = 'completed';
+  const final = snapshot();
+  syncSearchAttributes(final);
+  return final;
+}
+
+/** Maps an activity failure to our error type, `'retry'` for retryable ones, `'timeout'` for lost attempts. */
+function failureType(err: unknown): string {
+  if (err instanceof ActivityFailure) {
+    const cause = err.cause;
+    if (cause instanceof ApplicationFailure) {
+      return cause.nonRetryable ? (cause.type ?? ErrorType.SesUnknown) : 'retry';
+    }
+    if (cause instanceof TimeoutFailure) return 'timeout';
+  }
+  throw err;
+}
