@@ -145,7 +145,7 @@ export function validateSendInput(input: unknown): SendTrackedInput {
     const field = issue.path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '') || '(input)';
     throw new InvalidEmailInputError(`invalid ${field}: ${issue.message}`, field);
   }
-  return r.data as SendTrackedInput;
+  return r.data;
 }
 
 /** Workflow id for an idempotency key: readable when the key is tag-safe, hashed otherwise. */
@@ -168,12 +168,15 @@ export interface ConnectOptions {
   taskQueue?: string;
 }
 
+/** Signature of the `messageLifecycle` workflow, for typed handles. */
+type LifecycleWorkflow = (input: MessageLifecycleInput) => Promise<LifecycleResult>;
+
 /** A tracked email: its lifecycle id and ways to follow it. */
 export class TrackedEmail {
   constructor(
     /** Lifecycle id = Temporal workflow id (`msg-...`). */
     readonly id: string,
-    private readonly handle: WorkflowHandle,
+    private readonly handle: WorkflowHandle<LifecycleWorkflow>,
   ) {}
 
   /** Current state (a Temporal query; works on running and closed lifecycles). */
@@ -183,7 +186,7 @@ export class TrackedEmail {
 
   /** Waits for the lifecycle to complete and returns the final per-recipient summary. */
   async result(): Promise<LifecycleResult> {
-    return this.handle.result() as Promise<LifecycleResult>;
+    return this.handle.result();
   }
 
   /**
@@ -249,7 +252,7 @@ export class LifecycleClient {
     const recipients = uniqueLower([...message.to, ...(message.cc ?? []), ...(message.bcc ?? [])]);
     const tags = Object.entries(message.tags ?? {}).map(([k, v]) => `${k}=${v}`);
     try {
-      const handle = await this.temporal.workflow.start(WORKFLOW_TYPE.message, {
+      const handle = await this.temporal.workflow.start<LifecycleWorkflow>(WORKFLOW_TYPE.message, {
         workflowId: lifecycleId,
         taskQueue: this.taskQueue,
         args: [wfInput],
@@ -270,7 +273,7 @@ export class LifecycleClient {
     } catch (err) {
       // REJECT_DUPLICATE: the lifecycle for this key already ran to completion. Never send again.
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        return new TrackedEmail(lifecycleId, this.temporal.workflow.getHandle(lifecycleId));
+        return new TrackedEmail(lifecycleId, this.temporal.workflow.getHandle<LifecycleWorkflow>(lifecycleId));
       }
       throw err;
     }
@@ -278,7 +281,7 @@ export class LifecycleClient {
 
   /** A handle on an existing lifecycle by id. */
   get(lifecycleId: string): TrackedEmail {
-    return new TrackedEmail(lifecycleId, this.temporal.workflow.getHandle(lifecycleId));
+    return new TrackedEmail(lifecycleId, this.temporal.workflow.getHandle<LifecycleWorkflow>(lifecycleId));
   }
 
   /** Closes the connection if this client created it. */

@@ -1,0 +1,285 @@
+/**
+ * The SES mailbox simulator: decides what happens to each recipient of an accepted message and
+ * builds the event-publishing JSON SES would publish for it. Pure functions: no I/O, no timers.
+ *
+ * Outcomes by address (local part before any `+label`, case-insensitive):
+ * - `success@simulator.amazonses.com` and any non-simulator address: Delivery.
+ * - `bounce@simulator…`: Bounce Permanent/General.
+ * - `ooto@simulator…`: Delivery, then Bounce Transient/General (out-of-office auto-reply).
+ * - `complaint@simulator…`: Delivery, then Complaint (abuse).
+ * - `suppressionlist@simulator…` and addresses on the account suppression list:
+ *   Bounce Permanent/OnAccountSuppressionList.
+ * - Sandbox-only, domain `sandbox.ses-lifecycle.test`: `delay@` → DeliveryDelay then Delivery;
+ *   `softbounce@` → Bounce Transient/MailboxFull the first time that exact address is sent to,
+ *   Delivery afterwards; `silent@` → no events at all.
+ * Every message with at least one non-silent recipient also gets one Send event.
+ */
+import { randomUUID } from 'node:crypto';
+import type { MessageHeader, SandboxEventType } from './types';
+import { bareAddress, domainOf } from './util';
+
+/** Domain of the mailbox simulator. */
+export const SIMULATOR_DOMAIN = 'simulator.amazonses.com';
+/** Domain of the sandbox-only simulator addresses. */
+export const SANDBOX_DOMAIN = 'sandbox.ses-lifecycle.test';
+
+/** What happens to one recipient. */
+export type RecipientOutcome =
+  | 'deliver'
+  | 'bounce'
+  | 'ooto'
+  | 'complaint'
+  | 'suppressionlist'
+  | 'suppressed'
+  | 'delay'
+  | 'softbounce'
+  | 'silent';
+
+/** Facts the simulator needs about the account. */
+export interface SimulatorContext {
+  region: string;
+  accountId: string;
+  /** Is the address on the account suppression list, for a reason this message honours? */
+  isSuppressed(address: string): boolean;
+  /** Records a send to a `softbounce@` address; `true` the first time that exact address is seen. */
+  firstSoftbounce(address: string): boolean;
+}
+
+/** What the simulator needs about an accepted message. */
+export interface SimulatedMessage {
+  sesMessageId: string;
+  /** Bare or display-name form, as given. */
+  from: string;
+  to: string[];
+  cc: string[];
+  bcc: string[];
+  replyTo: string[];
+  subject: string;
+  /** Every header of the message as sent (the `mail.headers` list). */
+  mailHeaders: MessageHeader[];
+  /** `mail.tags`: EmailTags plus the automatic `ses:` tags. */
+  tags: Record<string, string[]>;
+  /** Epoch ms. */
+  acceptedAt: number;
+  dateHeader: string;
+}
+
+/** One event to publish: its stage orders it in time (0 = Send). */
+export interface PlannedEvent {
+  stage: number;
+  eventType: SandboxEventType;
+  recipients: string[];
+  /** The event-publishing JSON object. */
+  event: Record<string, unknown>;
+}
+
+const SIM_OUTCOMES: Readonly<Record<string, RecipientOutcome>> = {
+  success: 'deliver',
+  bounce: 'bounce',
+  ooto: 'ooto',
+  complaint: 'complaint',
+  suppressionlist: 'suppressionlist',
+};
+const SANDBOX_OUTCOMES: Readonly<Record<string, RecipientOutcome>> = {
+  delay: 'delay',
+  softbounce: 'softbounce',
+  silent: 'silent',
+  success: 'deliver',
+};
+
+/** The simulator key of an address: lower-cased local part without `+label`, and domain. */
+function simKey(address: string): { local: string; domain: string } {
+  const a = bareAddress(address).toLowerCase();
+  const at = a.lastIndexOf('@');
+  const local = at < 0 ? a : a.slice(0, at);
+  const plus = local.indexOf('+');
+  return { local: plus < 0 ? local : local.slice(0, plus), domain: domainOf(a) };
+}
+
+/**
+ * Decides the outcome for one recipient. Simulator addresses win over the suppression list
+ * (SES does not check the list for them); any other address on the list is suppressed.
+ */
+export function classifyRecipient(address: string, ctx: SimulatorContext): RecipientOutcome {
+  const { local, domain } = simKey(address);
+  if (domain === SIMULATOR_DOMAIN) return SIM_OUTCOMES[local] ?? 'deliver';
+  if (ctx.isSuppressed(bareAddress(address))) return 'suppressed';
+  if (domain === SANDBOX_DOMAIN) {
+    const outcome = SANDBOX_OUTCOMES[local] ?? 'deliver';
+    if (outcome === 'softbounce') {
+      return ctx.firstSoftbounce(bareAddress(address).toLowerCase()) ? 'softbounce' : 'deliver';
+    }
+    return outcome;
+  }
+  return 'deliver';
+}
+
+/** SES-shaped id (`0100` + 12 hex of epoch ms, a UUID, `-000000`), for message and feedback ids. */
+export function sesStyleId(now = Date.now()): string {
+  return `0100${now.toString(16).padStart(12, '0')}-${randomUUID()}-000000`;
+}
+
+/** RFC 5322 date, e.g. `Mon, 20 Nov 2023 12:34:56 +0000`. */
+export function rfc5322Date(ms: number): string {
+  const d = new Date(ms);
+  const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${days[d.getUTCDay()]}, ${p(d.getUTCDate())} ${months[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+const REMOTE_MTA_IP = '203.0.113.25';
+const SUPPRESSION_DIAGNOSTIC =
+  'Amazon SES did not send the message to this address because it is on the suppression list for your account. For more information about removing addresses from the suppression list, see the Amazon SES Developer Guide at https://docs.aws.amazon.com/ses/latest/DeveloperGuide/sending-email-suppression-list.html';
+
+/**
+ * Builds the `mail` object shared by every event of a message.
+ */
+export function buildMailObject(msg: SimulatedMessage, ctx: SimulatorContext): Record<string, unknown> {
+  const commonHeaders: Record<string, unknown> = {
+    from: [msg.from],
+    ...(msg.replyTo.length > 0 ? { replyTo: msg.replyTo } : {}),
+    date: msg.dateHeader,
+    ...(msg.to.length > 0 ? { to: msg.to } : {}),
+    ...(msg.cc.length > 0 ? { cc: msg.cc } : {}),
+    messageId: msg.sesMessageId,
+    subject: msg.subject,
+  };
+  const fromDomain = domainOf(msg.from);
+  return {
+    timestamp: new Date(msg.acceptedAt).toISOString(),
+    source: msg.from,
+    sourceArn: `arn:aws:ses:${ctx.region}:${ctx.accountId}:identity/${fromDomain || bareAddress(msg.from)}`,
+    sendingAccountId: ctx.accountId,
+    messageId: msg.sesMessageId,
+    destination: [...msg.to, ...msg.cc, ...msg.bcc],
+    headersTruncated: false,
+    headers: msg.mailHeaders.map((h) => ({ name: h.name, value: h.value })),
+    commonHeaders,
+    tags: msg.tags,
+  };
+}
+
+/**
+ * Plans every event of a message: one Send (stage 0) unless all recipients are silent, then
+ * per recipient its outcome's events at stages 1, 2, … . `eventTime(stage)` gives the event
+ * timestamps, so Delivery is later than Send and an ooto Bounce later than its Delivery,
+ * whatever order they are published in.
+ */
+export function planEvents(msg: SimulatedMessage, ctx: SimulatorContext, eventTime: (stage: number) => number): PlannedEvent[] {
+  const mail = buildMailObject(msg, ctx);
+  const iso = (stage: number): string => new Date(eventTime(stage)).toISOString();
+  const recipients = [...msg.to, ...msg.cc, ...msg.bcc];
+  const out: PlannedEvent[] = [];
+  const perRecipient = recipients.map((r) => ({ r, outcome: classifyRecipient(r, ctx) }));
+
+  if (perRecipient.some((p) => p.outcome !== 'silent')) {
+    out.push({ stage: 0, eventType: 'Send', recipients, event: { eventType: 'Send', mail, send: {} } });
+  }
+
+  const delivery = (r: string, stage: number): PlannedEvent => ({
+    stage,
+    eventType: 'Delivery',
+    recipients: [r],
+    event: {
+      eventType: 'Delivery',
+      mail,
+      delivery: {
+        timestamp: iso(stage),
+        processingTimeMillis: eventTime(stage) - msg.acceptedAt,
+        recipients: [bareAddress(r)],
+        smtpResponse: '250 2.6.0 Message received',
+        remoteMtaIp: REMOTE_MTA_IP,
+        reportingMTA: `a8-70.smtp-out.${ctx.region}.amazonses.com`,
+      },
+    },
+  });
+  const bounce = (r: string, stage: number, bounceType: string, bounceSubType: string, status: string, diagnosticCode: string, reportingMTA: string): PlannedEvent => ({
+    stage,
+    eventType: 'Bounce',
+    recipients: [r],
+    event: {
+      eventType: 'Bounce',
+      mail,
+      bounce: {
+        feedbackId: sesStyleId(eventTime(stage)),
+        bounceType,
+        bounceSubType,
+        bouncedRecipients: [{ emailAddress: bareAddress(r), action: 'failed', status, diagnosticCode }],
+        timestamp: iso(stage),
+        remoteMtaIp: REMOTE_MTA_IP,
+        reportingMTA,
+      },
+    },
+  });
+  const dsnMta = `dsn; e226-55.smtp-out.${ctx.region}.amazonses.com`;
+
+  for (const { r, outcome } of perRecipient) {
+    switch (outcome) {
+      case 'deliver':
+        out.push(delivery(r, 1));
+        break;
+      case 'bounce':
+        out.push(bounce(r, 1, 'Permanent', 'General', '5.1.1', 'smtp; 550 5.1.1 user unknown', dsnMta));
+        break;
+      case 'ooto':
+        out.push(delivery(r, 1));
+        out.push(bounce(r, 2, 'Transient', 'General', '4.0.0', 'smtp; 250 2.0.0 Out of office auto-reply', dsnMta));
+        break;
+      case 'complaint':
+        out.push(delivery(r, 1));
+        out.push({
+          stage: 2,
+          eventType: 'Complaint',
+          recipients: [r],
+          event: {
+            eventType: 'Complaint',
+            mail,
+            complaint: {
+              feedbackId: sesStyleId(eventTime(2)),
+              complaintSubType: null,
+              complainedRecipients: [{ emailAddress: bareAddress(r) }],
+              timestamp: iso(2),
+              userAgent: 'Amazon SES Mailbox Simulator',
+              complaintFeedbackType: 'abuse',
+              arrivalDate: iso(2),
+            },
+          },
+        });
+        break;
+      case 'suppressionlist':
+      case 'suppressed':
+        out.push(bounce(r, 1, 'Permanent', 'OnAccountSuppressionList', '5.1.1', SUPPRESSION_DIAGNOSTIC, 'dns; amazonses.com'));
+        break;
+      case 'delay':
+        out.push({
+          stage: 1,
+          eventType: 'DeliveryDelay',
+          recipients: [r],
+          event: {
+            eventType: 'DeliveryDelay',
+            mail,
+            deliveryDelay: {
+              timestamp: iso(1),
+              delayType: 'TransientCommunicationFailure',
+              expirationTime: new Date(eventTime(1) + 14 * 60 * 60 * 1000).toISOString(),
+              delayedRecipients: [{ emailAddress: bareAddress(r), status: '4.4.1', diagnosticCode: 'smtp; 421 4.4.1 Unable to connect to remote host' }],
+              reportingMTA: `a8-70.smtp-out.${ctx.region}.amazonses.com`,
+            },
+          },
+        });
+        out.push(delivery(r, 2));
+        break;
+      case 'softbounce':
+        out.push(bounce(r, 1, 'Transient', 'MailboxFull', '5.2.2', 'smtp; 552 5.2.2 Mailbox full', dsnMta));
+        break;
+      case 'silent':
+        break;
+      default: {
+        const never: never = outcome;
+        throw new Error(`unhandled outcome ${String(never)}`);
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,73 @@
+/**
+ * Builds the webhook Fastify app from plugins, without listening (tests use `app.inject()`;
+ * `server.ts` is the only file that listens).
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { healthRoutes, TemporalReadiness } from './health';
+import { WebhookMetrics } from './metrics';
+import { resolveWebhookOptions, type WebhookOptions } from './options';
+import { EventRouter } from './router';
+import { errorReply, snsRoute } from './sns-route';
+import { SnsVerifier, trustExtraCaForCertificateFetches } from './sns-verify';
+
+function isLoggerInstance(value: unknown): value is FastifyBaseLogger {
+  return typeof value === 'object' && value !== null && typeof (value as { child?: unknown }).child === 'function' && typeof (value as { info?: unknown }).info === 'function';
+}
+
+/** Metrics of apps built here, for callers that let the app create its own counters. */
+const metricsByApp = new WeakMap<FastifyInstance, WebhookMetrics>();
+
+/** The counters of an app built by {@link buildWebhookApp}. */
+export function webhookMetricsOf(app: FastifyInstance): WebhookMetrics | undefined {
+  return metricsByApp.get(app);
+}
+
+/**
+ * Builds the SNS webhook app: `POST <path>` (default `/sns`), `GET /healthz`, `GET /readyz`.
+ *
+ * With `extraCaPem`, the sandbox CA is added to `https.globalAgent`'s trust store for the whole
+ * process (sandbox only; see {@link trustExtraCaForCertificateFetches}).
+ *
+ * @throws Error for invalid options (see `resolveWebhookOptions`), before anything is started.
+ */
+export async function buildWebhookApp(opts: WebhookOptions): Promise<FastifyInstance> {
+  const options = resolveWebhookOptions(opts);
+  if (options.extraCaPem !== undefined) trustExtraCaForCertificateFetches(options.extraCaPem);
+  const metrics = opts.metrics instanceof WebhookMetrics ? opts.metrics : new WebhookMetrics(opts.metrics ?? {});
+
+  const logger = opts.logger ?? { level: 'info' };
+  const app = Fastify({
+    ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
+    bodyLimit: options.bodyLimit,
+    // Slow-loris protection: idle sockets and slow bodies are cut off (SNS itself gives up at 15 s).
+    connectionTimeout: opts.connectionTimeoutMs ?? 10_000,
+    requestTimeout: opts.requestTimeoutMs ?? 10_000,
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+  metricsByApp.set(app, metrics);
+
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'not found' }));
+  app.setErrorHandler((err: { statusCode?: number; code?: string }, request, reply) => {
+    const { status, body } = errorReply(err, metrics);
+    if (status >= 500) request.log.error({ err }, 'unhandled error in webhook');
+    else request.log.warn({ code: err.code, status }, 'request refused by the HTTP layer');
+    return reply.code(status).send(body);
+  });
+
+  const verifier = new SnsVerifier({
+    certHostPattern: options.certHostPattern,
+    certPathPattern: options.certPathPattern,
+    timeoutMs: options.certFetchTimeoutMs,
+  });
+  const router = new EventRouter({
+    client: options.client,
+    rpcTimeoutMs: options.temporalTimeoutMs,
+    dedupeTtlMs: options.replayWindowMs,
+    ...(options.taskQueue !== undefined ? { taskQueue: options.taskQueue } : {}),
+    ...(options.orphanIdleTimeout !== undefined ? { orphanIdleTimeout: options.orphanIdleTimeout } : {}),
+  });
+
+  await app.register(healthRoutes, { readiness: new TemporalReadiness(options.client) });
+  await app.register(snsRoute, { options, verifier, router, metrics });
+  return app;
+}

@@ -1,0 +1,171 @@
+/**
+ * Routes one normalized SES event to the Temporal workflow that owns it.
+ *
+ * The lifecycle id is the workflow id (`msg-…`). Events name it in the `lifecycle-id` tag or the
+ * `X-Lifecycle-Id` header; identity notifications carry neither, so we look the SES message id up
+ * in visibility (`SesMessageIds`). Events whose lifecycle is unknown or already closed go to an
+ * `orphanLifecycle` workflow per SES message id (ARCHITECTURE rule 7: never dropped). Temporal
+ * itself is the store: no database here, only a bounded in-memory cache of recent deliveries.
+ */
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { LRUCache } from 'lru-cache';
+import {
+  SA,
+  sesEventSignal,
+  TASK_QUEUE,
+  WORKFLOW_ID_PREFIX,
+  WORKFLOW_TYPE,
+  type Duration,
+  type OrphanLifecycleInput,
+  type SesEventSignal,
+} from '../definitions';
+import type { SesEvent } from '../lifecycle';
+
+/** What {@link EventRouter.record} did. */
+export interface RecordResult {
+  /** `signalled`: the message lifecycle got it; `orphaned`: an orphan lifecycle did; `duplicate`: recently recorded, not sent again. */
+  outcome: 'signalled' | 'orphaned' | 'duplicate';
+  workflowId: string;
+}
+
+/** Options of {@link EventRouter}. */
+export interface EventRouterOptions {
+  client: Client;
+  /** Task queue for orphan lifecycles started here. Default {@link TASK_QUEUE}. */
+  taskQueue?: string;
+  /** `idleTimeout` passed to new orphan lifecycles (the workflow's default when omitted). */
+  orphanIdleTimeout?: Duration;
+  /** Deadline for all Temporal calls of one `record()`. Default 8 s (SNS gives up after 15 s). */
+  rpcTimeoutMs?: number;
+  /** Recently recorded delivery keys remembered for dedupe. Default 10 000. */
+  dedupeSize?: number;
+  /** How long a delivery key is remembered. Default 3 h (the replay window). */
+  dedupeTtlMs?: number;
+}
+
+/** Workflow ids we accept from event content: our prefix, printable ASCII, bounded. */
+const MESSAGE_WORKFLOW_ID = /^msg-[\x21-\x7e]{1,250}$/;
+/** SES message ids are short and plain; anything else is never put into a visibility query. */
+const QUERYABLE_SES_ID = /^[A-Za-z0-9._@+=:-]{1,256}$/;
+
+/** Escapes a string for a double-quoted literal in a Temporal visibility query. */
+export function visibilityLiteral(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/** True when an error means "no such workflow, or it is already closed" (for signals). */
+export function isWorkflowGone(err: unknown): boolean {
+  // Signalling a completed/failed/terminated workflow fails with gRPC NOT_FOUND ("workflow
+  // execution already completed"), which the client surfaces as WorkflowNotFoundError as well.
+  return err instanceof WorkflowNotFoundError || (err instanceof Error && err.name === 'WorkflowNotFoundError');
+}
+
+/**
+ * Routes SES events to lifecycles. Stateless apart from a bounded dedupe cache, so any number of
+ * webhook instances can run side by side (the workflow dedupes by `event.id` anyway).
+ */
+export class EventRouter {
+  private readonly client: Client;
+  private readonly taskQueue: string;
+  private readonly rpcTimeoutMs: number;
+  private readonly recent: LRUCache<string, string>;
+  private readonly inFlight = new Map<string, Promise<RecordResult>>();
+
+  constructor(private readonly opts: EventRouterOptions) {
+    this.client = opts.client;
+    this.taskQueue = opts.taskQueue ?? TASK_QUEUE;
+    this.rpcTimeoutMs = opts.rpcTimeoutMs ?? 8_000;
+    this.recent = new LRUCache<string, string>({ max: opts.dedupeSize ?? 10_000, ttl: opts.dedupeTtlMs ?? 3 * 3_600_000 });
+  }
+
+  /** The dedupe key of an event: its SNS MessageId when it came in a verified envelope, else its identity. */
+  static deliveryKey(event: SesEvent): string {
+    return event.snsMessageId !== undefined ? `sns:${event.snsMessageId}` : `event:${event.id}`;
+  }
+
+  /** True when this event's delivery was recorded recently by this instance. */
+  isRecentlyRecorded(event: SesEvent): boolean {
+    return this.recent.has(EventRouter.deliveryKey(event));
+  }
+
+  /**
+   * Records one event in Temporal: signals its message lifecycle, or an orphan lifecycle when the
+   * message lifecycle is unknown or closed. A delivery recorded recently (same SNS MessageId, or
+   * same event identity for raw delivery) is answered as `duplicate` without signalling again;
+   * concurrent deliveries of one message share one attempt.
+   *
+   * @throws whatever Temporal throws when the event could not be recorded (unreachable server,
+   *   deadline exceeded, unregistered search attribute...): the caller answers 5xx so SNS retries.
+   */
+  async record(event: SesEvent): Promise<RecordResult> {
+    const key = EventRouter.deliveryKey(event);
+    const seen = this.recent.get(key);
+    if (seen !== undefined) return { outcome: 'duplicate', workflowId: seen };
+    const pending = this.inFlight.get(key);
+    if (pending) {
+      const r = await pending;
+      return { outcome: 'duplicate', workflowId: r.workflowId };
+    }
+    const attempt = this.client.withDeadline(Date.now() + this.rpcTimeoutMs, () => this.route(event));
+    this.inFlight.set(key, attempt);
+    try {
+      const result = await attempt;
+      this.recent.set(key, result.workflowId);
+      return result;
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private async route(event: SesEvent): Promise<RecordResult> {
+    const claimed = event.lifecycleId;
+    const target = claimed !== undefined && MESSAGE_WORKFLOW_ID.test(claimed) ? claimed : await this.findBySesMessageId(event.sesMessageId);
+    if (target !== undefined) {
+      try {
+        await this.client.workflow.getHandle(target).signal(sesEventSignal, { event } satisfies SesEventSignal);
+        return { outcome: 'signalled', workflowId: target };
+      } catch (err) {
+        if (!isWorkflowGone(err)) throw err;
+      }
+    }
+    return this.orphan(event, claimed ?? target);
+  }
+
+  /** Finds the message lifecycle that sent this SES message, preferring a running one. */
+  private async findBySesMessageId(sesMessageId: string): Promise<string | undefined> {
+    if (!QUERYABLE_SES_ID.test(sesMessageId)) return undefined;
+    const query = `${SA.sesMessageIds.name} = ${visibilityLiteral(sesMessageId)}`;
+    let first: string | undefined;
+    let seen = 0;
+    for await (const wf of this.client.workflow.list({ query, pageSize: 20 })) {
+      if (wf.workflowId.startsWith(WORKFLOW_ID_PREFIX.message)) {
+        if (wf.status.name === 'RUNNING') return wf.workflowId;
+        first ??= wf.workflowId;
+      }
+      if (++seen >= 20) break;
+    }
+    return first;
+  }
+
+  private async orphan(event: SesEvent, claimedLifecycleId: string | undefined): Promise<RecordResult> {
+    const workflowId = `${WORKFLOW_ID_PREFIX.orphan}${event.sesMessageId}`;
+    const input: OrphanLifecycleInput = {
+      sesMessageId: event.sesMessageId,
+      ...(claimedLifecycleId !== undefined ? { claimedLifecycleId: claimedLifecycleId.slice(0, 256) } : {}),
+      ...(this.opts.orphanIdleTimeout !== undefined ? { idleTimeout: this.opts.orphanIdleTimeout } : {}),
+    };
+    // Starts the orphan lifecycle, or signals it when it runs; a closed one gets a new run.
+    await this.client.workflow.signalWithStart(WORKFLOW_TYPE.orphan, {
+      workflowId,
+      taskQueue: this.taskQueue,
+      args: [input],
+      signal: sesEventSignal,
+      signalArgs: [{ event } satisfies SesEventSignal],
+      typedSearchAttributes: [
+        { key: SA.kind, value: 'orphan' },
+        { key: SA.sesMessageIds, value: [event.sesMessageId] },
+      ],
+    });
+    return { outcome: 'orphaned', workflowId };
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * A real lifecycle stack for integration tests: the local SES sandbox over HTTP, a real SESv2
+ * client, and a real Temporal worker on its own task queue against the shared dev server.
+ */
+import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import type { SESv2Client } from '@aws-sdk/client-sesv2';
+import { inject } from 'vitest';
+import { LifecycleClient } from '../../src/client';
+import { startSesSandbox, type SandboxOptions, type SesSandbox } from '../../src/sandbox';
+import { createLifecycleWorker, createSesClient } from '../../src/worker';
+import { getTestConnection, uniqueTaskQueue } from './temporal';
+
+let runtimeInstalled = false;
+/** Keeps worker logs quiet unless TEMPORAL_TEST_VERBOSE is set. */
+export function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger(process.env.TEMPORAL_TEST_VERBOSE ? 'INFO' : 'WARN') });
+  } catch {
+    // already installed by another helper in this process
+  }
+}
+
+export interface LifecycleStack {
+  sandbox: SesSandbox;
+  ses: SESv2Client;
+  lc: LifecycleClient;
+  taskQueue: string;
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+/** Starts sandbox + worker. Each call uses its own task queue so files can share the server. */
+export async function startLifecycleStack(opts: { sandbox?: SandboxOptions; requestTimeoutMs?: number; configurationSetName?: string; paceToSendRate?: boolean } = {}): Promise<LifecycleStack> {
+  quietRuntime();
+  const { client, address, namespace } = await getTestConnection();
+  const sandbox = await startSesSandbox(opts.sandbox ?? {});
+  const ses = createSesClient({
+    region: sandbox.region,
+    endpoint: sandbox.endpoint,
+    credentials: sandbox.credentials,
+    requestTimeoutMs: opts.requestTimeoutMs ?? 5_000,
+  });
+  const connection = await NativeConnection.connect({ address });
+  const taskQueue = uniqueTaskQueue('lc');
+  const worker = await createLifecycleWorker({
+    connection,
+    namespace,
+    taskQueue,
+    ses,
+    workflowBundle: { codePath: inject('workflowBundlePath') },
+    ...(opts.configurationSetName !== undefined ? { configurationSetName: opts.configurationSetName } : {}),
+    ...(opts.paceToSendRate ? { paceToSendRate: true } : {}),
+  });
+  const running = worker.run();
+  const lc = new LifecycleClient(client, { taskQueue });
+  return {
+    sandbox,
+    ses,
+    lc,
+    taskQueue,
+    worker,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await connection.close();
+      ses.destroy();
+      await sandbox.close();
+    },
+  };
+}
