@@ -333,20 +333,17 @@ export function deriveRecipients(events: EventSet | readonly SesEvent[], facts: 
     perMessage.sort((a, b) => a.order - b.order || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
     let state: RecipientState = { ...base };
+    // A complaint or hard bounce on any attempt sticks; otherwise the latest attempt speaks
+    // (a resend that has no news yet shows as sent, not as the earlier soft bounce).
     const sticky = perMessage.find((m) => m.outcome.status === 'complained') ?? perMessage.find((m) => m.outcome.bounceKind === 'hard');
-    const withEvents = perMessage.filter((m) => m.outcome.status !== 'pending');
-    const latest = withEvents[withEvents.length - 1];
-    const chosen = sticky ?? latest;
+    const chosen = sticky ?? perMessage[perMessage.length - 1];
     if (chosen) state = { ...state, ...chosen.outcome };
     state.opens = perMessage.reduce((n, m) => n + m.outcome.opens, 0);
     state.clicks = perMessage.reduce((n, m) => n + m.outcome.clicks, 0);
     state.autoReplies = perMessage.reduce((n, m) => n + m.outcome.autoReplies, 0);
 
-    const lastAttempt = attemptsForMe[attemptsForMe.length - 1];
-    if (state.status === 'pending' && lastAttempt?.sesMessageId) state.status = 'sent';
-    if (facts.sendError && (state.status === 'pending' || state.status === 'sent') && !latest) {
-      state.status = 'failed';
-    }
+    if (state.status === 'pending' && chosen !== undefined) state.status = 'sent';
+    if (facts.sendError && state.status === 'pending') state.status = 'failed';
     if (facts.deadlinePassed && OUTCOME_RANK[state.status] < OUTCOME_RANK.delivered && !isTerminal(state.status)) {
       state.status = 'unconfirmed';
     }

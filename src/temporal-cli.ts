@@ -367,8 +367,8 @@ async function lockIsStale(lockDir: string): Promise<boolean> {
  * cannot be intercepted; then only the process group's own signals reach it.)
  */
 export async function startDevServer(opts: StartDevServerOptions): Promise<DevServer> {
-  const autoPorts = opts.port === undefined || (opts.ui === true && opts.uiPort === undefined);
-  const attempts = autoPorts ? 3 : 1;
+  // The HTTP and metrics ports (and gRPC/UI unless given) are always picked by us.
+  const attempts = 3;
   let lastErr: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {

@@ -27,7 +27,7 @@ export function createSesClient(opts: SesClientOptions): SESv2Client {
     maxAttempts: 1,
     ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
     ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
-    requestHandler: { requestTimeout: opts.requestTimeoutMs ?? 10_000, connectionTimeout: 5_000 },
+    requestHandler: { requestTimeout: opts.requestTimeoutMs ?? 10_000, connectionTimeout: 5_000, throwOnRequestTimeout: true },
   });
 }
 

@@ -182,7 +182,7 @@ describe('messageLifecycle (real Temporal, real SES client → sandbox)', () => 
       [{ from: FROM, to: ['a@example.com'], subject: 'S\r\nBcc: x@evil.example', text: 'T' }, 'subject'],
       [{ from: 'a@example.com\r\nBcc: x@evil.example', to: ['a@example.com'], subject: 'S', text: 'T' }, 'from'],
       [{ from: FROM, to: ['a@example.com'], subject: 'S' }, 'text'],
-      [{ from: FROM, to: ['a@example.com'], subject: 'S', text: 'T', tags: { 'bad tag': 'x' } }, 'tags'],
+      [{ from: FROM, to: ['a@example.com'], subject: 'S', text: 'T', tags: { 'bad tag': 'x' } }, 'tags.bad tag'],
       [{ from: FROM, to: ['a@example.com'], subject: 'S', text: 'T', tags: { campaign: 'spring sale!' } }, 'tags.campaign'],
       [{ from: FROM, to: ['a@example.com'], subject: 'S', text: 'T', policy: { deliveryDeadline: 'soon' } }, 'policy.deliveryDeadline'],
     ];

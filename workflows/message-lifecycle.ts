@@ -225,6 +225,7 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
   };
   startDeadline();
   startWindow();
+  let resendDueAt: number | undefined;
 
   for (;;) {
     const s = summary();
@@ -239,17 +240,25 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
       followUps.push({ kind: 'suppressed', at: iso(), detail: `${email} (${reason})` });
     }
 
-    // Follow-up: resend soft bounces with backoff, up to the policy limit (rule 4).
+    // Follow-up: resend soft bounces after a backoff, up to the policy limit (rule 4). The
+    // decision is re-derived after the backoff: an out-of-office bounce that arrived before its
+    // Delivery looks soft until the Delivery shows up, and must not be resent.
     const soft = softBounced(s.recipients);
     if (soft.length > 0 && facts.attempts.length < policy.maxSendAttempts && !facts.sendError) {
-      phase = 'resend-backoff';
-      const backoff = durationMs(policy.resendBackoff) * 2 ** Math.max(0, facts.attempts.length - 1);
-      followUps.push({ kind: 'resend', at: iso(), detail: `${soft.join(', ')} after ${backoff} ms (attempt ${facts.attempts.length + 1})` });
-      await sleep(backoff);
+      if (resendDueAt === undefined) {
+        resendDueAt = now() + durationMs(policy.resendBackoff) * 2 ** Math.max(0, facts.attempts.length - 1);
+        phase = 'resend-backoff';
+        await sleep(Math.max(0, resendDueAt - now()));
+        continue;
+      }
+      resendDueAt = undefined;
+      followUps.push({ kind: 'resend', at: iso(), detail: `${soft.join(', ')} (attempt ${facts.attempts.length + 1})` });
       await sendAttempt(facts.attempts.length + 1, soft);
       phase = 'awaiting-outcome';
       continue;
     }
+    resendDueAt = undefined;
+    if (phase === 'resend-backoff') phase = 'awaiting-outcome';
 
     const settled = s.recipients.every((r) => hasOutcome(r) || isTerminal(r.status));
     if (settled) {

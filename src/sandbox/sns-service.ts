@@ -41,9 +41,11 @@ export interface PublishMeta {
 export interface SnsServiceConfig {
   region: string;
   accountId: string;
-  /** `https://localhost:PORT`: base of SubscribeURL, UnsubscribeURL and SigningCertURL. */
-  httpsOrigin: string;
-  signingCertUrl: string;
+  /**
+   * `httpsOrigin` (`https://localhost:PORT`, base of SubscribeURL and UnsubscribeURL) and the
+   * SigningCertURL. Read at use: the sandbox fills them in once its HTTPS port is known.
+   */
+  urls: { readonly httpsOrigin: string; readonly signingCertUrl: string };
   signingKeyPem: string;
   signatureVersion: SnsSignatureVersion;
   /** Chaos: probability of an extra delivery of the same message. */
@@ -257,7 +259,7 @@ export class SnsService {
 
   /** Signs with the sandbox's signing key. */
   sign(msg: UnsignedSnsMessage, version: SnsSignatureVersion = this.config.signatureVersion): SnsMessage {
-    return buildSignedSnsMessage(msg, { privateKeyPem: this.config.signingKeyPem, version, signingCertUrl: this.config.signingCertUrl });
+    return buildSignedSnsMessage(msg, { privateKeyPem: this.config.signingKeyPem, version, signingCertUrl: this.config.urls.signingCertUrl });
   }
 
   /** Resolves when the topic has ≥ 1 subscription and all are confirmed. */
@@ -322,7 +324,7 @@ export class SnsService {
       Token: token,
       TopicArn: sub.topicArn,
       Message: message,
-      SubscribeURL: `${this.config.httpsOrigin}/?Action=ConfirmSubscription&TopicArn=${sub.topicArn}&Token=${token}`,
+      SubscribeURL: `${this.config.urls.httpsOrigin}/?Action=ConfirmSubscription&TopicArn=${sub.topicArn}&Token=${token}`,
       Timestamp: timestamp,
     });
     const entry: Omit<LedgerEntry, 'deliveries' | 'finalStatus' | 'failureReason'> = {
@@ -344,7 +346,7 @@ export class SnsService {
   }
 
   private unsubscribeUrl(subscriptionArn: string): string {
-    return `${this.config.httpsOrigin}/?Action=Unsubscribe&SubscriptionArn=${subscriptionArn}`;
+    return `${this.config.urls.httpsOrigin}/?Action=Unsubscribe&SubscriptionArn=${subscriptionArn}`;
   }
 }
 
