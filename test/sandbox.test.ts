@@ -28,12 +28,15 @@ import {
   CreateTopicCommand,
   GetTopicAttributesCommand,
   ListSubscriptionsByTopicCommand,
+  PublishCommand,
   SNSClient,
   SubscribeCommand,
   UnsubscribeCommand,
 } from '@aws-sdk/client-sns';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildStringToSign, signSnsMessage, startSesSandbox, verifySnsSignature, type SandboxOptions, type SesSandbox, type SnsMessage } from '../src/sandbox';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { buildStringToSign, signSnsMessage, startSesSandbox, verifySnsSignature, type SandboxLogger, type SandboxOptions, type SesSandbox, type SnsMessage } from '../src/sandbox';
 
 // sns-validator ships no types; describe the little we use.
 interface SnsValidator {
@@ -484,6 +487,14 @@ describe('SNS Query API through the real SDK', () => {
     expect(verifySnsSignature(unsubMsg, cert.body)).toBe(true);
     expect((await s.send(new ListSubscriptionsByTopicCommand({ TopicArn }))).Subscriptions).toHaveLength(1);
 
+    // Publish with a Subject: signed with Subject in the string to sign; still verifies.
+    const published = await s.send(new PublishCommand({ TopicArn, Message: 'plain text', Subject: 'Greetings' }));
+    await sb.waitForIdle(5000);
+    const note = rx.notifications('/sns').find((n) => n.MessageId === published.MessageId);
+    expect(note).toMatchObject({ Subject: 'Greetings', Message: 'plain text' });
+    await validate(JSON.stringify(note));
+    await expect(validate(JSON.stringify({ ...note, Subject: 'Other' }))).rejects.toThrow(/signature is invalid/);
+
     const missing = await sdkError(() => s.send(new GetTopicAttributesCommand({ TopicArn: 'arn:aws:sns:us-east-1:123456789012:nope' })));
     expect(missing.name).toBe('NotFoundException');
     const badProto = await sdkError(() => s.send(new SubscribeCommand({ TopicArn, Protocol: 'email', Endpoint: 'a@example.com' })));
@@ -725,6 +736,54 @@ describe('SES events as signed SNS notifications', () => {
       ['Send', 'failed', 'no confirmed subscription'],
       ['Delivery', 'failed', 'no confirmed subscription'],
     ]);
+  });
+
+  it('raw content, account suppression off, logging and the control endpoints', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString('utf8'));
+        cb();
+      },
+    });
+    const logger: SandboxLogger = pino({ level: 'debug' }, sink);
+    const sb = await sandbox({ accountSuppression: false, logger });
+    const rx = await new Receiver(sb).start();
+    const { topicArn } = await sb.createConfigurationSet('rawset', { webhookUrl: `${rx.url}/sns` });
+    await sb.waitForSubscriptionConfirmed(topicArn, 5000);
+    const c = ses(sb);
+    expect((await c.send(new GetAccountCommand({}))).SuppressionAttributes?.SuppressedReasons).toEqual([]);
+    await c.send(new PutSuppressedDestinationCommand({ EmailAddress: 'listed@example.com', Reason: 'BOUNCE' }));
+
+    const raw = [
+      'From: "Sender" <sender@example.com>',
+      'To: listed@example.com, "Bob" <bounce@simulator.amazonses.com>',
+      'Subject: raw one',
+      'X-Lifecycle-Id: lc-raw',
+      'MIME-Version: 1.0',
+      'Content-Type: text/plain; charset=UTF-8',
+      '',
+      'body',
+    ].join('\r\n');
+    const out = await c.send(new SendEmailCommand({ Content: { Raw: { Data: Buffer.from(raw) } }, ConfigurationSetName: 'rawset' }));
+    await sb.waitForIdle(5000);
+    const events = eventsByMessage(rx.notifications()).get(out.MessageId ?? '') ?? [];
+    // Suppression is off: the listed address is delivered to.
+    expect(events.map(describeEvent).sort()).toEqual(['Bounce:Permanent/General', 'Delivery', 'Send']);
+    const send = events.find((e) => e.eventType === 'Send');
+    expect(send?.mail.destination).toEqual(['listed@example.com', '"Bob" <bounce@simulator.amazonses.com>']);
+    expect(send?.mail.headers).toContainEqual({ name: 'X-Lifecycle-Id', value: 'lc-raw' });
+    expect(send?.mail.commonHeaders.subject).toBe('raw one');
+    expect(sb.sentMessages()[0]).toMatchObject({ contentKind: 'raw', from: '"Sender" <sender@example.com>', subject: 'raw one' });
+
+    expect(lines.some((l) => l.includes('ses message accepted') && l.includes(out.MessageId ?? '?'))).toBe(true);
+
+    const info = await httpJson('GET', `${sb.endpoint}/_sandbox/info`);
+    expect(info.json).toMatchObject({ endpoint: sb.endpoint, httpsOrigin: sb.httpsOrigin, certHost: sb.certHost, signingCertUrl: sb.signingCertUrl });
+    expect((await httpJson('GET', `${sb.endpoint}/_sandbox/idle?timeoutMs=1000`)).json).toEqual({ idle: true });
+    expect((await httpJson('POST', `${sb.endpoint}/_sandbox/send-rate`, { maxSendRate: 3 })).status).toBe(200);
+    expect((await c.send(new GetAccountCommand({}))).SendQuota?.MaxSendRate).toBe(3);
+    expect((await httpJson('POST', `${sb.endpoint}/_sandbox/send-rate`, { maxSendRate: -1 })).status).toBe(400);
   });
 
   it('close() cancels pending retries and hanging responses and leaves no handles behind', async () => {

@@ -8,7 +8,7 @@
  * the event does not exist, or its history has no new signal.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createConnection, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -176,11 +176,15 @@ async function canary(): Promise<{ port: number; connections: () => number; clos
 // ---------------------------------------------------------------------------------------------
 
 describe('webhook end to end (sandbox SNS → real HTTP → Temporal)', () => {
-  it('confirmed the sandbox subscription through the real handshake', () => {
-    expect(serverMetrics.snapshot().subscriptionsConfirmed).toBe(1);
-    const confirmation = stack.sandbox.ledger().find((e) => e.type === 'SubscriptionConfirmation' && e.topicArn === topicArn);
+  it('confirmed the sandbox subscription through the real handshake', async () => {
+    // The sandbox marks the subscription confirmed on our GET, a moment before we answer its POST.
+    const confirmation = await eventually(
+      async () => stack.sandbox.ledger().find((e) => e.type === 'SubscriptionConfirmation' && e.topicArn === topicArn),
+      (e) => e?.finalStatus !== 'pending',
+    );
     expect(confirmation?.finalStatus).toBe('delivered');
     expect(confirmation?.deliveries.at(-1)?.statusCode).toBe(200);
+    expect(serverMetrics.snapshot().subscriptionsConfirmed).toBe(1);
   });
 
   it('sendTracked → SES sandbox → signed SNS POSTs → webhook → the lifecycle ends delivered', async () => {
@@ -250,8 +254,10 @@ describe('webhook end to end (sandbox SNS → real HTTP → Temporal)', () => {
     const both = await Promise.all([post(again), post(again)]);
     expect(both.map((r) => r.status)).toEqual([200, 200]);
     expect(both.map((r) => (r.json as { status: string }).status).sort()).toEqual(['duplicate', 'recorded']);
-    const hh = await client.workflow.getHandle(orphanId(sesId)).fetchHistory();
-    console.log(JSON.stringify(hh.events?.map((e) => e.eventType)), JSON.stringify((await lifecycleStatus(orphanId(sesId))).eventCounts));
+    // Signals that arrive during a workflow task are written to history when it completes: wait
+    // for both, give a third (a wrongly re-sent duplicate) time to show up, then count exactly.
+    await eventually(() => signalsReceived(orphanId(sesId)), (n) => n >= 2);
+    await new Promise((r) => setTimeout(r, 300));
     expect(await signalsReceived(orphanId(sesId))).toBe(2); // one Delivery, one Open
     expect((await lifecycleStatus(orphanId(sesId))).eventCounts).toEqual({ Delivery: 1, Open: 1 });
   });
@@ -429,7 +435,7 @@ describe('webhook answers 5xx when it cannot record now (SNS retries)', () => {
     const deadConnection = Connection.lazy({ address: `127.0.0.1:${port}` });
     const deadClient = new Client({ connection: deadConnection });
     const deadMetrics = new WebhookMetrics();
-    const dead = await buildWebhookApp({ ...webhookOptions({ metrics: deadMetrics }), temporal: { client: deadClient }, temporalTimeoutMs: 1_000 });
+    const dead = await buildWebhookApp({ ...webhookOptions({ metrics: deadMetrics }), temporal: { client: deadClient }, temporalTimeoutMs: 1_000, readinessTimeoutMs: 500 });
     try {
       const started = Date.now();
       const sesId = newSesId();
@@ -472,6 +478,27 @@ describe('webhook answers 5xx when it cannot record now (SNS retries)', () => {
       await tarpit.close();
     }
     await expectNoWorkflow(orphanId(sesId));
+  });
+});
+
+describe('slow clients', () => {
+  it('closes a connection whose body stalls (connection timeout)', async () => {
+    const slow = await startWebhookServer({ ...webhookOptions(), connectionTimeoutMs: 300, port: 0 });
+    try {
+      const { port } = new URL(slow.url);
+      const started = Date.now();
+      const closedAfter = await new Promise<number>((resolve, reject) => {
+        const socket = createConnection({ host: '127.0.0.1', port: Number(port) }, () => {
+          socket.write('POST /sns HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nx-amz-sns-message-type: Notification\r\nContent-Length: 1000\r\n\r\n{"Type":');
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(Date.now() - started));
+        setTimeout(() => reject(new Error('connection still open after 3 s')), 3_000).unref();
+      });
+      expect(closedAfter).toBeLessThan(3_000);
+    } finally {
+      await slow.close();
+    }
   });
 });
 

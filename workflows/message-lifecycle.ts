@@ -195,36 +195,26 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
   }
   phase = 'awaiting-outcome';
 
-  // Timers are started once and never restarted by signals: a signal must cost only its own events.
-  let deadlineScope: CancellationScope | undefined;
-  const startDeadline = (): void => {
-    if (deadlineAt === undefined || facts.deadlinePassed) return;
-    const ms = Math.max(0, deadlineAt - now());
-    deadlineScope = new CancellationScope();
-    void deadlineScope
-      .run(() => sleep(ms))
-      .then(
-        () => {
-          facts.deadlinePassed = true;
-          wake = true;
-        },
-        (err: unknown) => {
-          if (!isCancellation(err)) throw err;
-        },
-      );
+  // One timer at a time, armed for the next moment the lifecycle must act (deadline, or close).
+  // Signals never restart it, so a signal costs only its own history events; an earlier timer
+  // that is still pending is kept and the loop re-arms when it fires.
+  let timer: { at: number; scope: CancellationScope } | undefined;
+  const arm = (at: number): void => {
+    if (timer && timer.at <= at) return;
+    timer?.scope.cancel();
+    const scope = new CancellationScope();
+    const t = { at, scope };
+    timer = t;
+    void scope.run(() => sleep(Math.max(0, at - now()))).then(
+      () => {
+        if (timer === t) timer = undefined;
+        wake = true;
+      },
+      (err: unknown) => {
+        if (!isCancellation(err)) throw err;
+      },
+    );
   };
-  let windowOver = false;
-  let windowStarted = false;
-  const startWindow = (): void => {
-    if (windowStarted || windowEndsAt === undefined) return;
-    windowStarted = true;
-    void sleep(Math.max(0, windowEndsAt - now())).then(() => {
-      windowOver = true;
-      wake = true;
-    });
-  };
-  startDeadline();
-  startWindow();
   let resendDueAt: number | undefined;
 
   for (;;) {
@@ -261,24 +251,25 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
     if (phase === 'resend-backoff') phase = 'awaiting-outcome';
 
     const settled = s.recipients.every((r) => hasOutcome(r) || isTerminal(r.status));
-    if (settled) {
-      if (deadlineScope && !facts.deadlinePassed) {
-        deadlineScope.cancel();
-        deadlineScope = undefined;
+    if (!settled && deadlineAt !== undefined && !facts.deadlinePassed) {
+      if (now() >= deadlineAt) {
+        facts.deadlinePassed = true;
+        const late = summary().recipients.filter((r) => r.status === 'unconfirmed').map((r) => r.email);
+        followUps.push({ kind: 'deadline', at: iso(), detail: `no outcome by the delivery deadline: ${late.join(', ')}` });
+        continue;
       }
-      if (windowEndsAt === undefined) {
-        const anyDelivered = s.recipients.some((r) => r.status === 'delivered' || r.status === 'complained' || r.status === 'unconfirmed');
-        windowEndsAt = now() + (anyDelivered ? durationMs(policy.complaintWindow) : 0);
-      }
-      startWindow();
-      phase = 'complaint-window';
-      if (windowOver) break;
+      arm(deadlineAt);
     }
-
-    if (facts.deadlinePassed && !followUps.some((f) => f.kind === 'deadline')) {
-      const late = s.recipients.filter((r) => r.status === 'unconfirmed').map((r) => r.email);
-      followUps.push({ kind: 'deadline', at: iso(), detail: `no outcome by the delivery deadline: ${late.join(', ') || 'none'}` });
-      continue;
+    if (!settled) windowEndsAt = undefined;
+    if (settled) {
+      // Rule 6: stay open for complaints after delivery. The lifecycle closes at the later of the
+      // delivery deadline and the end of the complaint window (one timer serves both); when
+      // nobody was delivered (all bounced, suppressed or refused) there is nothing to wait for.
+      const delivered = s.recipients.some((r) => r.status === 'delivered' || r.status === 'complained' || r.status === 'unconfirmed');
+      windowEndsAt ??= delivered ? Math.max(now() + durationMs(policy.complaintWindow), deadlineAt ?? 0) : now();
+      phase = 'complaint-window';
+      if (now() >= windowEndsAt) break;
+      arm(windowEndsAt);
     }
 
     if (workflowInfo().historyLength > HISTORY_EVENTS_LIMIT || workflowInfo().continueAsNewSuggested) {

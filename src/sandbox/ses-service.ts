@@ -522,8 +522,7 @@ export class SesService {
       throw sesError('BadRequestException', `Invalid configuration set name <${name}>: use 1-64 ASCII letters, numbers, underscores or dashes.`);
     }
     if (this.configSets.has(name)) throw sesError('AlreadyExistsException', `Configuration set <${name}> already exists.`);
-    const options: Record<string, unknown> = { ...(body as Record<string, unknown>) };
-    delete options.ConfigurationSetName;
+    const { ConfigurationSetName: _name, ...options }: Record<string, unknown> = structuredClone(input);
     options.SendingOptions ??= { SendingEnabled: true };
     this.configSets.set(name, { name, options, eventDestinations: new Map() });
     this.config.logger?.info({ configurationSetName: name }, 'configuration set created');

@@ -67,7 +67,11 @@ export async function buildWebhookApp(opts: WebhookOptions): Promise<FastifyInst
     ...(options.orphanIdleTimeout !== undefined ? { orphanIdleTimeout: options.orphanIdleTimeout } : {}),
   });
 
-  await app.register(healthRoutes, { readiness: new TemporalReadiness(options.client) });
+  if (options.allowAnyTopic) app.log.warn('webhook accepts ANY SNS topic (allowAnyTopic): development only');
+  if (options.extraCaPem !== undefined) app.log.info('webhook trusts an extra CA for SNS certificate and SubscribeURL fetches (sandbox mode)');
+  if (options.rawMessageDelivery) app.log.warn('webhook accepts unsigned raw SES JSON (rawMessageDelivery): protect the endpoint by other means');
+
+  await app.register(healthRoutes, { readiness: new TemporalReadiness(options.client, { timeoutMs: options.readinessTimeoutMs }) });
   await app.register(snsRoute, { options, verifier, router, metrics });
   return app;
 }

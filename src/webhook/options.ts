@@ -47,6 +47,8 @@ export interface WebhookOptions {
   replayWindowMs?: number;
   /** Deadline for the Temporal calls that record one event. Default 8000 ms. */
   temporalTimeoutMs?: number;
+  /** Deadline of the `/readyz` probe of Temporal. Default 2000 ms. */
+  readinessTimeoutMs?: number;
   /** Pino options or a pino-compatible logger instance. Default `{ level: 'info' }`. */
   logger?: boolean | FastifyLoggerOptions | FastifyBaseLogger;
   /** `idleTimeout` for orphan lifecycles the webhook starts. */
@@ -75,6 +77,7 @@ export interface ResolvedWebhookOptions {
   bodyLimit: number;
   replayWindowMs: number;
   temporalTimeoutMs: number;
+  readinessTimeoutMs: number;
   orphanIdleTimeout: Duration | undefined;
 }
 
@@ -137,6 +140,7 @@ export function resolveWebhookOptions(opts: WebhookOptions): ResolvedWebhookOpti
     bodyLimit: positive('bodyLimit', opts.bodyLimit, DEFAULT_BODY_LIMIT),
     replayWindowMs,
     temporalTimeoutMs: positive('temporalTimeoutMs', opts.temporalTimeoutMs, 8_000),
+    readinessTimeoutMs: positive('readinessTimeoutMs', opts.readinessTimeoutMs, 2_000),
     orphanIdleTimeout: opts.orphanIdleTimeout,
   };
 }
