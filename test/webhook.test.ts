@@ -189,7 +189,7 @@ describe('webhook end to end (sandbox SNS → real HTTP → Temporal)', () => {
 
   it('sendTracked → SES sandbox → signed SNS POSTs → webhook → the lifecycle ends delivered', async () => {
     const email = await stack.lc.sendTracked({ from: 'app@example.com', to: ['success@simulator.amazonses.com'], subject: 'Hi', text: 'Hello', policy: { complaintWindow: '1s' } });
-    const final = await email.result();
+    const final = await email.waitFor((s) => s.phase === 'completed', { timeoutMs: 20_000 });
     expect(final.status).toBe('delivered');
     expect(final.eventCounts).toMatchObject({ Send: 1, Delivery: 1 });
     const sesMessageId = final.attempts[0]!.sesMessageId!;

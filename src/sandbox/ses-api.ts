@@ -58,8 +58,13 @@ export class HangingResponses {
   /** Resolves after `ms`, or at close (the timer set cancels; the socket is destroyed by the server). */
   wait(ms: number, req: FastifyRequest): Promise<void> {
     return new Promise((resolve) => {
-      this.timers.schedule(ms, resolve);
-      req.raw.socket.once('close', () => resolve());
+      const socket = req.raw.socket;
+      const done = (): void => {
+        socket.off('close', done);
+        resolve();
+      };
+      socket.once('close', done);
+      this.timers.schedule(ms, done);
     });
   }
 }

@@ -89,10 +89,12 @@ export class SnsService {
     return t;
   }
 
+  /** Does a topic with this ARN exist? */
   hasTopic(arn: string): boolean {
     return this.topics.has(arn);
   }
 
+  /** Every topic, in creation order. */
   listTopics(): Topic[] {
     return [...this.topics.values()];
   }

@@ -1,0 +1,233 @@
+/**
+ * The whole product in one process: Temporal (embedded dev server or a cluster), the local SES
+ * sandbox (sandbox mode), the SNS webhook, and the worker. Used by `ses-lifecycle dev`/`demo`,
+ * the benchmarks, and the end-to-end tests.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/worker';
+import pino, { type Logger } from 'pino';
+import { LifecycleClient } from './client';
+import type { Config } from './config';
+import { SEARCH_ATTRIBUTES } from './definitions';
+import { startSesSandbox, type SandboxOptions, type SesSandbox } from './sandbox';
+import { resolveTemporalCli, startDevServer, type DevServer } from './temporal-cli';
+import { startWebhookServer, type WebhookServer } from './webhook';
+import { createLifecycleWorker, createSesClient } from './worker';
+import { ensureSearchAttributes } from './search-attributes';
+
+/** Options of {@link startStack}. */
+export interface StackOptions {
+  config: Readonly<Config>;
+  /** Use this Temporal server instead of the config's (tests share one dev server). */
+  temporal?: { address: string; namespace: string };
+  /** Sandbox overrides (chaos, SNS retry spacing, send rate). */
+  sandbox?: Omit<SandboxOptions, 'port' | 'httpsPort'> & { port?: number; httpsPort?: number };
+  /** Task queue override (tests use a unique one). */
+  taskQueue?: string;
+  /** Webhook port override (0 = free port). */
+  webhookPort?: number;
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Logger; default pino at the config's level. */
+  logger?: Logger;
+  /** Run without the worker (e.g. a test that kills and restarts workers itself). */
+  withoutWorker?: boolean;
+}
+
+/** A running stack. */
+export interface RunningStack {
+  temporalAddress: string;
+  namespace: string;
+  /** Temporal Web UI, when the embedded dev server runs it. */
+  uiUrl?: string;
+  webhookUrl: string;
+  sandbox?: SesSandbox;
+  topicArn?: string;
+  taskQueue: string;
+  client: Client;
+  lc: LifecycleClient;
+  webhook: WebhookServer;
+  worker?: Worker;
+  devServer?: DevServer;
+  logger: Logger;
+  /** Stops everything this stack started, in reverse order. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Throws a clear error when a fixed port is taken (0 means "any free port" and always passes). */
+export async function assertPortFree(port: number, host: string, variable: string): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`port ${port} (${variable}) is not available on ${host}: ${err.code ?? err.message}. Set ${variable} to a free port.`)),
+    );
+    srv.listen(port, host, () => srv.close(() => resolve()));
+  });
+}
+
+/**
+ * Connection options for a configured Temporal cluster / Temporal Cloud (TLS, mTLS files, API key).
+ *
+ * @throws when an mTLS file cannot be read (naming the variable).
+ */
+export function temporalConnectionOptions(config: Readonly<Config>, address: string): { address: string; tls?: boolean | { clientCertPair: { crt: Buffer; key: Buffer } }; apiKey?: string } {
+  const t = config.temporal.tls;
+  let tls: boolean | { clientCertPair: { crt: Buffer; key: Buffer } } | undefined;
+  if (typeof t === 'object') {
+    const read = (file: string, variable: string): Buffer => {
+      try {
+        return readFileSync(file);
+      } catch (err) {
+        throw new Error(`cannot read ${variable} (${file}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    };
+    tls = { clientCertPair: { crt: read(t.clientCertPairPath.crt, 'TEMPORAL_TLS_CERT_PATH'), key: read(t.clientCertPairPath.key, 'TEMPORAL_TLS_KEY_PATH') } };
+  } else {
+    tls = t;
+  }
+  if (config.temporal.apiKey !== undefined) return { address, apiKey: config.temporal.apiKey, tls: tls ?? true };
+  return { address, ...(tls !== undefined ? { tls } : {}) };
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Starts the stack described by the config.
+ *
+ * @throws when a port is taken (naming the variable), Temporal cannot be reached, or the SNS
+ *   subscription handshake does not complete; anything already started is stopped first.
+ */
+export async function startStack(opts: StackOptions): Promise<RunningStack> {
+  const { config } = opts;
+  const logger = opts.logger ?? pino({ level: config.logLevel });
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const stop of stops.splice(0).reverse()) {
+      await stop().catch((err: unknown) => logger.warn({ err }, 'error while stopping'));
+    }
+  };
+  try {
+    // 1. Temporal
+    let address = opts.temporal?.address ?? config.temporal.address;
+    const namespace = opts.temporal?.namespace ?? config.temporal.namespace;
+    let devServer: DevServer | undefined;
+    if (address === undefined) {
+      await assertPortFree(config.temporal.devServer.port, '127.0.0.1', 'TEMPORAL_PORT');
+      await assertPortFree(config.temporal.devServer.uiPort, '127.0.0.1', 'TEMPORAL_UI_PORT');
+      const cli = await resolveTemporalCli({ log: (m) => logger.info(m) });
+      if (!cli.path) throw new Error('no Temporal CLI available: set TEMPORAL_CLI_PATH or install it with `npm run temporal:install`');
+      mkdirSync(config.dataDir, { recursive: true });
+      devServer = await startDevServer({
+        cliPath: cli.path,
+        dbFilename: path.resolve(config.dataDir, 'temporal.sqlite'),
+        port: config.temporal.devServer.port,
+        uiPort: config.temporal.devServer.uiPort,
+        ui: true,
+        namespace,
+        searchAttributes: SEARCH_ATTRIBUTES,
+      });
+      const ds = devServer;
+      stops.push(() => ds.stop());
+      address = devServer.address;
+    }
+    const connOpts = devServer || opts.temporal ? { address } : temporalConnectionOptions(config, address);
+    const connection = await Connection.connect(connOpts);
+    stops.push(() => connection.close());
+    const client = new Client({ connection, namespace });
+    if (!devServer && opts.temporal === undefined) await ensureSearchAttributes(client, namespace, logger);
+    const taskQueue = opts.taskQueue ?? config.temporal.taskQueue;
+
+    // 2. SES: sandbox or real AWS
+    let sandbox: SesSandbox | undefined;
+    let topicArn: string | undefined;
+    const topicName = `${config.aws.configurationSetName}-events`;
+    if (config.mode === 'sandbox') {
+      const port = opts.sandbox?.port ?? config.sandbox.port;
+      const httpsPort = opts.sandbox?.httpsPort ?? config.sandbox.httpsPort;
+      await assertPortFree(port, '127.0.0.1', 'SANDBOX_PORT');
+      await assertPortFree(httpsPort, '127.0.0.1', 'SANDBOX_HTTPS_PORT');
+      sandbox = await startSesSandbox({ region: config.aws.region, logger: logger.child({ component: 'sandbox' }), ...opts.sandbox, port, httpsPort });
+      const sb = sandbox;
+      stops.push(() => sb.close());
+      topicArn = `arn:aws:sns:${sandbox.region}:${sandbox.accountId}:${topicName}`;
+    }
+
+    // 3. Webhook
+    const webhookPort = opts.webhookPort ?? config.webhook.port;
+    await assertPortFree(webhookPort, config.webhook.host, 'WEBHOOK_PORT');
+    const sandboxHost = sandbox ? new RegExp(`^${escapeRegExp(sandbox.certHost)}$`) : undefined;
+    const webhook = await startWebhookServer({
+      host: config.webhook.host,
+      port: webhookPort,
+      path: config.webhook.path,
+      temporal: { client, taskQueue },
+      allowedTopicArns: topicArn ? [topicArn, ...config.webhook.allowedTopicArns] : [...config.webhook.allowedTopicArns],
+      rawMessageDelivery: config.webhook.rawMessageDelivery,
+      logger: logger.child({ component: 'webhook' }),
+      ...(sandbox && sandboxHost ? { certHostPattern: sandboxHost, subscribeHostPattern: sandboxHost, extraCaPem: sandbox.caCertPem } : {}),
+    });
+    stops.push(() => webhook.close());
+
+    // 4. The SNS subscription handshake (sandbox): the webhook confirms through SubscribeURL.
+    if (sandbox && topicArn) {
+      const created = await sandbox.createConfigurationSet(config.aws.configurationSetName, {
+        webhookUrl: `${webhook.url}${config.webhook.path}`,
+        topicName,
+      });
+      await sandbox.waitForSubscriptionConfirmed(created.topicArn, 15_000);
+    }
+
+    // 5. Worker
+    let worker: Worker | undefined;
+    if (!opts.withoutWorker) {
+      const ses = createSesClient({
+        region: config.aws.region,
+        ...(sandbox ? { endpoint: sandbox.endpoint, credentials: sandbox.credentials } : config.aws.sesEndpoint ? { endpoint: config.aws.sesEndpoint } : {}),
+      });
+      const nativeConnection = await NativeConnection.connect(connOpts);
+      stops.push(() => nativeConnection.close());
+      const w = await createLifecycleWorker({
+        connection: nativeConnection,
+        namespace,
+        taskQueue,
+        ses,
+        configurationSetName: config.aws.configurationSetName,
+        paceToSendRate: config.aws.paceToSendRate,
+        ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
+      });
+      const running = w.run();
+      stops.push(async () => {
+        if (w.getState() === 'RUNNING') w.shutdown();
+        await running;
+        ses.destroy();
+      });
+      worker = w;
+    }
+
+    const lc = new LifecycleClient(client, { taskQueue });
+    return {
+      temporalAddress: address,
+      namespace,
+      ...(devServer?.uiUrl ? { uiUrl: devServer.uiUrl } : {}),
+      webhookUrl: `${webhook.url}${config.webhook.path}`,
+      ...(sandbox ? { sandbox } : {}),
+      ...(topicArn ? { topicArn } : {}),
+      taskQueue,
+      client,
+      lc,
+      webhook,
+      ...(worker ? { worker } : {}),
+      ...(devServer ? { devServer } : {}),
+      logger,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
