@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkerOptions } from '@temporalio/worker';
 import pino, { type Logger } from 'pino';
 import { LifecycleClient } from './client';
 import type { Config } from './config';
@@ -54,6 +54,21 @@ export interface RunningStack {
   logger: Logger;
   /** Stops everything this stack started, in reverse order. Safe to call twice. */
   stop(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+/**
+ * Routes the Temporal SDK's own logs (worker state changes and the like) at WARN unless the
+ * config asks for debug/trace. Must run before the first worker is created; later calls no-op.
+ */
+export function installTemporalLogging(level: Config['logLevel']): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger(level === 'trace' ? 'TRACE' : level === 'debug' ? 'DEBUG' : 'WARN') });
+  } catch {
+    // A runtime already exists (e.g. a test harness installed one): keep it.
+  }
 }
 
 /** Throws a clear error when a fixed port is taken (0 means "any free port" and always passes). */
@@ -105,6 +120,7 @@ function escapeRegExp(s: string): string {
 export async function startStack(opts: StackOptions): Promise<RunningStack> {
   const { config } = opts;
   const logger = opts.logger ?? pino({ level: config.logLevel });
+  installTemporalLogging(config.logLevel);
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async (): Promise<void> => {
     for (const stop of stops.splice(0).reverse()) {

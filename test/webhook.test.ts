@@ -108,7 +108,7 @@ function signedConfirmation(type: 'SubscriptionConfirmation' | 'UnsubscribeConfi
 }
 
 function headersFor(body: unknown, extra: Record<string, string> = {}): Record<string, string> {
-  const type = typeof body === 'object' && body !== null && 'Type' in body ? String((body as { Type: unknown }).Type) : 'Notification';
+  const type = typeof body === 'object' && body !== null && 'Type' in body ? String(body.Type) : 'Notification';
   return { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': type, ...extra };
 }
 
@@ -179,7 +179,7 @@ describe('webhook end to end (sandbox SNS → real HTTP → Temporal)', () => {
   it('confirmed the sandbox subscription through the real handshake', async () => {
     // The sandbox marks the subscription confirmed on our GET, a moment before we answer its POST.
     const confirmation = await eventually(
-      async () => stack.sandbox.ledger().find((e) => e.type === 'SubscriptionConfirmation' && e.topicArn === topicArn),
+      () => Promise.resolve(stack.sandbox.ledger().find((e) => e.type === 'SubscriptionConfirmation' && e.topicArn === topicArn)),
       (e) => e?.finalStatus !== 'pending',
     );
     expect(confirmation?.finalStatus).toBe('delivered');
@@ -188,8 +188,8 @@ describe('webhook end to end (sandbox SNS → real HTTP → Temporal)', () => {
   });
 
   it('sendTracked → SES sandbox → signed SNS POSTs → webhook → the lifecycle ends delivered', async () => {
-    const email = await stack.lc.sendTracked({ from: 'app@example.com', to: ['success@simulator.amazonses.com'], subject: 'Hi', text: 'Hello', policy: { complaintWindow: '1s' } });
-    const final = await email.waitFor((s) => s.phase === 'completed', { timeoutMs: 20_000 });
+    const email = await stack.lc.sendTracked({ from: 'app@example.com', to: ['success@simulator.amazonses.com'], subject: 'Hi', text: 'Hello', policy: { complaintWindow: '1s', deliveryDeadline: '3s' } });
+    const final = await email.waitFor((s) => s.phase === 'completed', { timeoutMs: 15_000 });
     expect(final.status).toBe('delivered');
     expect(final.eventCounts).toMatchObject({ Send: 1, Delivery: 1 });
     const sesMessageId = final.attempts[0]!.sesMessageId!;

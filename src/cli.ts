@@ -1,0 +1,304 @@
+/**
+ * `ses-lifecycle` command line: run the product (dev, demo, worker, webhook) and operate it
+ * (send, status, list, suppression). Errors are one clear line and a non-zero exit.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { Client, Connection } from '@temporalio/client';
+import {
+  DeleteSuppressedDestinationCommand,
+  ListSuppressedDestinationsCommand,
+  PutSuppressedDestinationCommand,
+  type SESv2Client,
+} from '@aws-sdk/client-sesv2';
+import { NativeConnection } from '@temporalio/worker';
+import pino from 'pino';
+import { LifecycleClient } from './client';
+import { loadConfig, type Config } from './config';
+import { statusQuery, WORKFLOW_TYPE, type LifecycleStatus } from './definitions';
+import { runDemo } from './demo';
+import { startStack, temporalConnectionOptions } from './stack';
+import { startWebhookServer } from './webhook';
+import { createLifecycleWorker, createSesClient } from './worker';
+import { ensureSearchAttributes } from './search-attributes';
+
+/** Address of Temporal for client commands: the configured cluster, else the embedded dev server's port. */
+function temporalAddress(config: Readonly<Config>): string {
+  return config.temporal.address ?? `127.0.0.1:${config.temporal.devServer.port}`;
+}
+
+async function connectClient(config: Readonly<Config>): Promise<{ client: Client; connection: Connection }> {
+  const address = temporalAddress(config);
+  try {
+    const connection = await Connection.connect(config.temporal.address ? temporalConnectionOptions(config, address) : { address });
+    return { connection, client: new Client({ connection, namespace: config.temporal.namespace }) };
+  } catch (err) {
+    throw new Error(`cannot reach Temporal at ${address} (${(err as Error).message}); is \`ses-lifecycle dev\` running, or TEMPORAL_ADDRESS set?`);
+  }
+}
+
+function sesClientFor(config: Readonly<Config>): SESv2Client {
+  if (config.mode === 'sandbox') {
+    return createSesClient({ region: config.aws.region, endpoint: `http://127.0.0.1:${config.sandbox.port}`, credentials: { accessKeyId: 'sandbox', secretAccessKey: 'sandbox' } });
+  }
+  return createSesClient({ region: config.aws.region, ...(config.aws.sesEndpoint ? { endpoint: config.aws.sesEndpoint } : {}) });
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+const keyValue = (value: string, previous: Record<string, string> = {}): Record<string, string> => {
+  const i = value.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError('expected name=value');
+  return { ...previous, [value.slice(0, i)]: value.slice(i + 1) };
+};
+
+/** Renders a per-recipient status table. */
+export function statusTable(s: LifecycleStatus): string {
+  const rows = s.recipients.map((r) => [
+    r.email,
+    r.status,
+    [r.bounceType ? `${r.bounceType}/${r.bounceSubType ?? ''}` : '', r.autoReplies ? `auto-replies ${r.autoReplies}` : '', r.attempts > 1 ? `attempts ${r.attempts}` : ''].filter(Boolean).join(', '),
+  ]);
+  return [`${s.lifecycleId}  ${s.status}  (${s.phase})`, table(['recipient', 'status', 'detail'], rows)].join('\n');
+}
+
+/** A plain-text table. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+function waitForShutdown(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string) => () => resolve(sig);
+    process.once('SIGINT', on('SIGINT'));
+    process.once('SIGTERM', on('SIGTERM'));
+  });
+}
+
+/** Builds the CLI program (exported for tests). */
+export function buildProgram(): Command {
+  const program = new Command('ses-lifecycle')
+    .description('Durable per-message lifecycle tracking for email sent through Amazon SES, on Temporal.')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (str, write) => write(str) });
+
+  program
+    .command('dev')
+    .description('run everything locally: Temporal dev server + Web UI, SES sandbox, webhook, worker')
+    .action(async () => {
+      const config = loadConfig();
+      const stack = await startStack({ config });
+      const lines = [
+        '',
+        `ses-lifecycle is running (${config.mode} mode)`,
+        `  Temporal gRPC      ${stack.temporalAddress}  (namespace ${stack.namespace})`,
+        stack.uiUrl ? `  Temporal Web UI    ${stack.uiUrl}` : '',
+        `  Webhook (SNS)      ${stack.webhookUrl}`,
+        stack.sandbox ? `  SES sandbox API    ${stack.sandbox.endpoint}  (SESv2 endpoint; ledger at /_sandbox/ledger)` : '',
+        stack.topicArn ? `  SNS topic          ${stack.topicArn}` : '',
+        `  Data               ${config.dataDir}/`,
+        '',
+        '  Try:  npx ses-lifecycle send --from app@example.com --to success@simulator.amazonses.com --subject Hi --text Hello',
+        '  Stop: Ctrl-C',
+        '',
+      ];
+      console.log(lines.filter((l, i) => l !== '' || i === 0 || i === lines.length - 1 || lines[i - 1] !== '').join('\n'));
+      const sig = await waitForShutdown();
+      console.log(`\n${sig}: stopping…`);
+      await stack.stop();
+      console.log('stopped.');
+    });
+
+  program
+    .command('demo')
+    .description('run the local stack and send to every SES mailbox simulator address; print the outcomes')
+    .option('--exit', 'exit when every lifecycle has settled')
+    .action(async (opts: { exit?: boolean }) => {
+      const config = loadConfig();
+      const ok = await runDemo(config, { exit: opts.exit === true, out: (s) => process.stdout.write(s) });
+      if (!ok) process.exitCode = 1;
+    });
+
+  program
+    .command('send')
+    .description('send one tracked email; prints the lifecycle id')
+    .requiredOption('--from <address>', 'sender')
+    .requiredOption('--to <address>', 'recipient (repeatable)', collect)
+    .option('--cc <address>', 'cc recipient (repeatable)', collect)
+    .option('--bcc <address>', 'bcc recipient (repeatable)', collect)
+    .requiredOption('--subject <text>', 'subject')
+    .option('--text <body>', 'text body')
+    .option('--html <body>', 'html body')
+    .option('--tag <name=value>', 'EmailTag (repeatable)', keyValue)
+    .option('--idempotency-key <key>', 'never send twice for the same key')
+    .option('--configuration-set <name>', 'SES configuration set (default from SES_CONFIGURATION_SET)')
+    .option('--wait', 'wait for the final outcome and print it')
+    .action(async (o: { from: string; to: string[]; cc?: string[]; bcc?: string[]; subject: string; text?: string; html?: string; tag?: Record<string, string>; idempotencyKey?: string; configurationSet?: string; wait?: boolean }) => {
+      const config = loadConfig();
+      const { client, connection } = await connectClient(config);
+      try {
+        const lc = new LifecycleClient(client, { taskQueue: config.temporal.taskQueue });
+        const email = await lc.sendTracked(
+          {
+            from: o.from,
+            to: o.to,
+            ...(o.cc ? { cc: o.cc } : {}),
+            ...(o.bcc ? { bcc: o.bcc } : {}),
+            subject: o.subject,
+            ...(o.text !== undefined ? { text: o.text } : {}),
+            ...(o.html !== undefined ? { html: o.html } : {}),
+            ...(o.tag ? { tags: o.tag } : {}),
+            ...(o.configurationSet ? { configurationSetName: o.configurationSet } : {}),
+          },
+          o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {},
+        );
+        console.log(email.id);
+        if (o.wait) console.log(statusTable(await email.result()));
+      } finally {
+        await connection.close();
+      }
+    });
+
+  program
+    .command('status <lifecycleId>')
+    .description('per-recipient state of one lifecycle')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const config = loadConfig();
+      const { client, connection } = await connectClient(config);
+      try {
+        const s = await client.workflow.getHandle(id).query(statusQuery);
+        console.log(o.json ? JSON.stringify(s, null, 2) : statusTable(s));
+      } finally {
+        await connection.close();
+      }
+    });
+
+  program
+    .command('list')
+    .description('list lifecycles (Temporal visibility, our search attributes)')
+    .option('--status <status>', 'EmailStatus, e.g. bounced')
+    .option('--recipient <address>', 'recipient address')
+    .option('--tag <name=value>', 'user tag', keyValue)
+    .option('--since <iso>', 'started at or after this time')
+    .option('--kind <kind>', 'message or orphan')
+    .option('--limit <n>', 'max rows', (v) => Number.parseInt(v, 10), 50)
+    .option('--json', 'print JSON')
+    .action(async (o: { status?: string; recipient?: string; tag?: Record<string, string>; since?: string; kind?: string; limit: number; json?: boolean }) => {
+      const q = (v: string) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+      const clauses = [
+        o.status ? `EmailStatus = ${q(o.status)}` : '',
+        o.recipient ? `EmailRecipients = ${q(o.recipient.toLowerCase())}` : '',
+        ...Object.entries(o.tag ?? {}).map(([k, v]) => `EmailTags = ${q(`${k}=${v}`)}`),
+        o.since ? `StartTime >= ${q(new Date(o.since).toISOString())}` : '',
+        o.kind ? `LifecycleKind = ${q(o.kind)}` : `WorkflowType IN (${q(WORKFLOW_TYPE.message)}, ${q(WORKFLOW_TYPE.orphan)})`,
+      ].filter(Boolean);
+      if (o.since && Number.isNaN(Date.parse(o.since))) throw new Error(`invalid --since: ${o.since}`);
+      const config = loadConfig();
+      const { client, connection } = await connectClient(config);
+      try {
+        const rows: { id: string; status: string; recipients: string; started: string; closed: boolean }[] = [];
+        for await (const wf of client.workflow.list({ query: clauses.join(' AND ') })) {
+          const sa = wf.searchAttributes as Record<string, unknown[] | undefined>;
+          rows.push({
+            id: wf.workflowId,
+            status: String(sa.EmailStatus?.[0] ?? ''),
+            recipients: (sa.EmailRecipients ?? []).map(String).join(','),
+            started: wf.startTime.toISOString(),
+            closed: wf.status.name !== 'RUNNING',
+          });
+          if (rows.length >= o.limit) break;
+        }
+        console.log(o.json ? JSON.stringify(rows, null, 2) : table(['lifecycle', 'status', 'recipients', 'started', 'open'], rows.map((r) => [r.id, r.status, r.recipients, r.started, r.closed ? 'no' : 'yes'])));
+      } finally {
+        await connection.close();
+      }
+    });
+
+  const suppression = program.command('suppression').description('the SES account suppression list');
+  suppression
+    .command('list')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const ses = sesClientFor(loadConfig());
+      const out: { email: string; reason: string; since: string }[] = [];
+      let token: string | undefined;
+      do {
+        const page = await ses.send(new ListSuppressedDestinationsCommand({ ...(token ? { NextToken: token } : {}) }));
+        for (const s of page.SuppressedDestinationSummaries ?? []) out.push({ email: s.EmailAddress ?? '', reason: s.Reason ?? '', since: s.LastUpdateTime?.toISOString() ?? '' });
+        token = page.NextToken;
+      } while (token);
+      console.log(o.json ? JSON.stringify(out, null, 2) : table(['address', 'reason', 'since'], out.map((s) => [s.email, s.reason, s.since])));
+    });
+  suppression
+    .command('add <address>')
+    .option('--reason <reason>', 'BOUNCE or COMPLAINT', 'BOUNCE')
+    .action(async (address: string, o: { reason: string }) => {
+      if (o.reason !== 'BOUNCE' && o.reason !== 'COMPLAINT') throw new Error('invalid --reason: BOUNCE or COMPLAINT');
+      await sesClientFor(loadConfig()).send(new PutSuppressedDestinationCommand({ EmailAddress: address, Reason: o.reason }));
+      console.log(`suppressed ${address} (${o.reason})`);
+    });
+  suppression.command('remove <address>').action(async (address: string) => {
+    await sesClientFor(loadConfig()).send(new DeleteSuppressedDestinationCommand({ EmailAddress: address }));
+    console.log(`removed ${address}`);
+  });
+
+  program
+    .command('worker')
+    .description('run a worker against TEMPORAL_ADDRESS (scale out by running more)')
+    .action(async () => {
+      const config = loadConfig();
+      const address = temporalAddress(config);
+      const connection = await NativeConnection.connect(config.temporal.address ? temporalConnectionOptions(config, address) : { address });
+      const { client, connection: c2 } = await connectClient(config);
+      await ensureSearchAttributes(client, config.temporal.namespace).finally(() => c2.close());
+      const worker = await createLifecycleWorker({
+        connection,
+        namespace: config.temporal.namespace,
+        taskQueue: config.temporal.taskQueue,
+        ses: sesClientFor(config),
+        configurationSetName: config.aws.configurationSetName,
+        paceToSendRate: config.aws.paceToSendRate,
+      });
+      console.log(`worker running on task queue ${config.temporal.taskQueue} at ${address}`);
+      const running = worker.run();
+      await Promise.race([running, waitForShutdown().then(() => worker.shutdown())]);
+      await running;
+      await connection.close();
+    });
+
+  program
+    .command('webhook')
+    .description('run the SNS webhook against TEMPORAL_ADDRESS (stateless; scale out freely)')
+    .action(async () => {
+      const config = loadConfig();
+      const { client, connection } = await connectClient(config);
+      const server = await startWebhookServer({
+        host: config.webhook.host,
+        port: config.webhook.port,
+        path: config.webhook.path,
+        temporal: { client, taskQueue: config.temporal.taskQueue },
+        allowedTopicArns: [...config.webhook.allowedTopicArns],
+        rawMessageDelivery: config.webhook.rawMessageDelivery,
+        logger: pino({ level: config.logLevel }),
+      });
+      console.log(`webhook listening at ${server.url}${config.webhook.path}`);
+      await waitForShutdown();
+      await server.close();
+      await connection.close();
+    });
+
+  return program;
+}
+
+/** Runs the CLI. */
+export async function main(argv = process.argv): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(`ses-lifecycle: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,104 @@
+/**
+ * `ses-lifecycle demo`: the local stack, then one tracked send to every SES mailbox simulator
+ * address and the sandbox's delay / soft-bounce / silent cases, live progress, and a final
+ * outcome table with each lifecycle's Temporal UI link.
+ */
+import type { Config } from './config';
+import type { LifecycleStatus } from './definitions';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { startStack } from './stack';
+
+/** The demo's cases and the outcome each must reach. */
+export const DEMO_CASES = [
+  { address: 'success@simulator.amazonses.com', expect: 'delivered', note: 'delivered' },
+  { address: 'bounce@simulator.amazonses.com', expect: 'bounced', note: 'hard bounce → suppressed' },
+  { address: 'ooto@simulator.amazonses.com', expect: 'delivered', note: 'delivered + out-of-office auto-reply' },
+  { address: 'complaint@simulator.amazonses.com', expect: 'complained', note: 'complaint → suppressed' },
+  { address: 'suppressionlist@simulator.amazonses.com', expect: 'bounced', note: 'on the account suppression list' },
+  { address: 'delay@sandbox.ses-lifecycle.test', expect: 'delivered', note: 'delivery delay, then delivered' },
+  { address: 'softbounce@sandbox.ses-lifecycle.test', expect: 'delivered', note: 'soft bounce, resent, delivered' },
+  { address: 'silent@sandbox.ses-lifecycle.test', expect: 'unconfirmed', note: 'no events: delivery deadline' },
+] as const;
+
+/**
+ * Runs the demo. With `exit`, stops the stack and resolves once every lifecycle settled;
+ * otherwise keeps the stack running until SIGINT/SIGTERM.
+ *
+ * @returns true when every case reached its expected outcome.
+ */
+export async function runDemo(config: Readonly<Config>, opts: { exit: boolean; out: (s: string) => void }): Promise<boolean> {
+  const { out } = opts;
+  // Component logs go to a file so the terminal shows only the demo's progress and table.
+  mkdirSync(config.dataDir, { recursive: true });
+  const logFile = path.join(config.dataDir, 'demo.log');
+  const logger = pino({ level: config.logLevel }, pino.destination({ dest: logFile, sync: true }));
+  const stack = await startStack({ config, logger });
+  out(`Logs: ${logFile}\n`);
+  try {
+    out(`Temporal Web UI: ${stack.uiUrl ?? '(external cluster)'}\nWebhook: ${stack.webhookUrl}\n\nSending ${DEMO_CASES.length} tracked emails…\n`);
+    const run = Date.now().toString(36);
+    // Short durations so the demo settles in seconds (production defaults are hours/days).
+    const policy = { deliveryDeadline: '15s', complaintWindow: '2s', resendBackoff: '2s' };
+    const started = Date.now();
+    const emails = await Promise.all(
+      DEMO_CASES.map((c) => {
+        const [local, domain] = c.address.split('@') as [string, string];
+        return stack.lc.sendTracked(
+          { from: 'demo@example.com', to: [`${local}+demo-${run}@${domain}`], subject: `ses-lifecycle demo: ${local}`, text: `Demo message to ${c.address}.`, tags: { demo: run }, policy },
+          { idempotencyKey: `demo-${run}-${local}` },
+        );
+      }),
+    );
+    const settledAt = new Map<string, number>();
+    const finals = new Map<string, LifecycleStatus>();
+    const statuses = new Map<string, LifecycleStatus>();
+    while (finals.size < emails.length) {
+      await Promise.all(
+        emails.map(async (e) => {
+          if (finals.has(e.id)) return;
+          const s = await e.status();
+          statuses.set(e.id, s);
+          const r = s.recipients[0];
+          if (r && !settledAt.has(e.id) && ['delivered', 'bounced', 'complained', 'unconfirmed', 'suppressed', 'failed'].includes(r.status) && s.phase !== 'resend-backoff') {
+            settledAt.set(e.id, Date.now());
+          }
+          if (s.phase === 'completed') finals.set(e.id, s);
+        }),
+      );
+      const line = emails.map((e, i) => `${DEMO_CASES[i]!.address.split('@')[0]}:${statuses.get(e.id)?.recipients[0]?.status ?? '…'}`).join('  ');
+      out(`\r[${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}`.padEnd(160));
+      if (finals.size < emails.length) await new Promise((r) => setTimeout(r, 500));
+    }
+    out('\n\n');
+    let ok = true;
+    const rows = emails.map((e, i) => {
+      const c = DEMO_CASES[i]!;
+      const s = finals.get(e.id)!;
+      const r = s.recipients[0]!;
+      const pass = r.status === c.expect;
+      ok &&= pass;
+      const events = Object.entries(s.eventCounts)
+        .map(([k, v]) => (v > 1 ? `${k}×${v}` : k))
+        .join(',');
+      const t = settledAt.get(e.id);
+      return [r.email, `${r.status}${pass ? '' : ` (expected ${c.expect})`}`, events || '—', t ? `${((t - started) / 1000).toFixed(1)}s` : '—', stack.uiUrl ? `${stack.uiUrl}/namespaces/${stack.namespace}/workflows/${e.id}` : e.id];
+    });
+    const header = ['recipient', 'outcome', 'events seen', 'time to outcome', 'Temporal UI'];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+    const fmt = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
+    out([fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...rows.map(fmt)].join('\n') + '\n\n');
+    out(ok ? 'All lifecycles reached their expected outcome.\n' : 'Some lifecycles did not reach their expected outcome.\n');
+    if (!opts.exit) {
+      out('The stack keeps running; open the Temporal Web UI above. Ctrl-C to stop.\n');
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+    }
+    return ok;
+  } finally {
+    await stack.stop();
+  }
+}
