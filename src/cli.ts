@@ -14,7 +14,7 @@ import { NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
 import { LifecycleClient } from './client';
 import { loadConfig, type Config } from './config';
-import { statusQuery, WORKFLOW_TYPE, type LifecycleStatus } from './definitions';
+import { durationMs, statusQuery, WORKFLOW_TYPE, type LifecycleStatus } from './definitions';
 import { runDemo } from './demo';
 import { startStack, temporalConnectionOptions } from './stack';
 import { startWebhookServer } from './webhook';
@@ -280,6 +280,7 @@ export function buildProgram(): Command {
         temporal: { client, taskQueue: config.temporal.taskQueue },
         allowedTopicArns: [...config.webhook.allowedTopicArns],
         rawMessageDelivery: config.webhook.rawMessageDelivery,
+        replayWindowMs: durationMs(config.webhook.replayWindow),
         logger: pino({ level: config.logLevel }),
       });
       console.log(`webhook listening at ${server.url}${config.webhook.path}`);

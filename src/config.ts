@@ -51,10 +51,8 @@ export const ENV_SCHEMA = {
   WEBHOOK_HOST: z.string().min(1).default('127.0.0.1').describe('Webhook listen address'),
   WEBHOOK_PORT: port.default(3000).describe('Webhook listen port'),
   WEBHOOK_PATH: z.string().regex(/^\/[A-Za-z0-9/_-]*$/).default('/sns').describe('Webhook route for SNS'),
-  WEBHOOK_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional().describe('Public URL SNS posts to (aws mode: https)'),
   SANDBOX_PORT: port.default(4566).describe('Local SES sandbox HTTP API port'),
   SANDBOX_HTTPS_PORT: port.default(4567).describe('Local SES sandbox HTTPS port (certificates, SubscribeURL)'),
-  METRICS_ENABLED: bool.default(true).describe('Serve Prometheus metrics at /metrics on the webhook'),
 } as const;
 
 const schema = z.object(ENV_SCHEMA);
@@ -79,11 +77,9 @@ export interface Config {
     host: string;
     port: number;
     path: string;
-    publicUrl?: string;
     allowedTopicArns: string[];
     rawMessageDelivery: boolean;
     replayWindow: string;
-    metrics: boolean;
   };
   sandbox: { port: number; httpsPort: number };
 }
@@ -109,9 +105,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.SES_LIFECYCLE_MODE === 'aws') {
     if (e.SNS_ALLOWED_TOPIC_ARNS.length === 0) {
       throw new ConfigError('invalid SNS_ALLOWED_TOPIC_ARNS: required in aws mode (the webhook must only accept your own topics)', 'SNS_ALLOWED_TOPIC_ARNS');
-    }
-    if (e.WEBHOOK_PUBLIC_URL !== undefined && !e.WEBHOOK_PUBLIC_URL.startsWith('https://')) {
-      throw new ConfigError('invalid WEBHOOK_PUBLIC_URL: must be https in aws mode', 'WEBHOOK_PUBLIC_URL');
     }
   }
   if ((e.TEMPORAL_TLS_CERT_PATH === undefined) !== (e.TEMPORAL_TLS_KEY_PATH === undefined)) {
@@ -144,11 +137,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       host: e.WEBHOOK_HOST,
       port: e.WEBHOOK_PORT,
       path: e.WEBHOOK_PATH,
-      ...(e.WEBHOOK_PUBLIC_URL !== undefined ? { publicUrl: e.WEBHOOK_PUBLIC_URL } : {}),
       allowedTopicArns: e.SNS_ALLOWED_TOPIC_ARNS,
       rawMessageDelivery: e.SNS_RAW_MESSAGE_DELIVERY,
       replayWindow: e.SNS_REPLAY_WINDOW,
-      metrics: e.METRICS_ENABLED,
     },
     sandbox: { port: e.SANDBOX_PORT, httpsPort: e.SANDBOX_HTTPS_PORT },
   };

@@ -11,7 +11,7 @@ import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkerOptio
 import pino, { type Logger } from 'pino';
 import { LifecycleClient } from './client';
 import type { Config } from './config';
-import { SEARCH_ATTRIBUTES } from './definitions';
+import { durationMs, SEARCH_ATTRIBUTES } from './definitions';
 import { startSesSandbox, type SandboxOptions, type SesSandbox } from './sandbox';
 import { resolveTemporalCli, startDevServer, type DevServer } from './temporal-cli';
 import { startWebhookServer, type WebhookServer } from './webhook';
@@ -184,6 +184,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       temporal: { client, taskQueue },
       allowedTopicArns: topicArn ? [topicArn, ...config.webhook.allowedTopicArns] : [...config.webhook.allowedTopicArns],
       rawMessageDelivery: config.webhook.rawMessageDelivery,
+      replayWindowMs: durationMs(config.webhook.replayWindow),
       logger: logger.child({ component: 'webhook' }),
       ...(sandbox && sandboxHost ? { certHostPattern: sandboxHost, subscribeHostPattern: sandboxHost, extraCaPem: sandbox.caCertPem } : {}),
     });
