@@ -1,0 +1,13 @@
+/**
+ * ses-lifecycle public API: the client, the worker and webhook builders, the lifecycle rules
+ * and shared definitions.
+ */
+export { LifecycleClient, TrackedEmail, InvalidEmailInputError, validateSendInput, lifecycleIdFor, MAX_RECIPIENTS, type ConnectOptions, type SendTrackedInput, type SendTrackedOptions } from './client';
+export * from './definitions';
+export * from './lifecycle';
+export { parseSesEvent, parseSesEventText, SesEventParseError, type SesParseResult } from './ses-events';
+export { createLifecycleWorker, createSesClient, WORKFLOWS_PATH, type LifecycleWorkerOptions, type SesClientOptions } from './worker';
+export { buildWebhookApp, startWebhookServer, type WebhookOptions, type WebhookServer } from './webhook';
+export { loadConfig, ConfigError, type Config } from './config';
+export { startStack, type RunningStack, type StackOptions } from './stack';
+export { ensureSearchAttributes } from './search-attributes';
