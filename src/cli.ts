@@ -32,7 +32,7 @@ async function connectClient(config: Readonly<Config>): Promise<{ client: Client
     const connection = await Connection.connect(config.temporal.address ? temporalConnectionOptions(config, address) : { address });
     return { connection, client: new Client({ connection, namespace: config.temporal.namespace }) };
   } catch (err) {
-    throw new Error(`cannot reach Temporal at ${address} (${(err as Error).message}); is \`ses-lifecycle dev\` running, or TEMPORAL_ADDRESS set?`);
+    throw new Error(`cannot reach Temporal at ${address} (${(err as Error).message}); is \`ses-lifecycle dev\` running, or TEMPORAL_ADDRESS set?`, { cause: err });
   }
 }
 
@@ -200,10 +200,11 @@ export function buildProgram(): Command {
         const rows: { id: string; status: string; recipients: string; started: string; closed: boolean }[] = [];
         for await (const wf of client.workflow.list({ query: clauses.join(' AND ') })) {
           const sa = wf.searchAttributes as Record<string, unknown[] | undefined>;
+          const strings = (v: unknown[] | undefined) => (v ?? []).filter((x): x is string => typeof x === 'string');
           rows.push({
             id: wf.workflowId,
-            status: String(sa.EmailStatus?.[0] ?? ''),
-            recipients: (sa.EmailRecipients ?? []).map(String).join(','),
+            status: strings(sa.EmailStatus)[0] ?? '',
+            recipients: strings(sa.EmailRecipients).join(','),
             started: wf.startTime.toISOString(),
             closed: wf.status.name !== 'RUNNING',
           });

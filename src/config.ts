@@ -158,6 +158,7 @@ function deepFreeze<T>(o: T): Readonly<T> {
 export function configTable(): { variable: string; default: string; description: string }[] {
   return Object.entries(ENV_SCHEMA).map(([variable, s]) => {
     const def = (s as { def?: { defaultValue?: unknown } }).def?.defaultValue;
-    return { variable, default: def === undefined ? '' : Array.isArray(def) ? def.join(',') : String(def), description: s.description ?? '' };
+    const shown = def === undefined ? '' : Array.isArray(def) ? def.join(',') : typeof def === 'object' ? JSON.stringify(def) : String(def);
+    return { variable, default: shown, description: s.description ?? '' };
   });
 }

@@ -96,7 +96,7 @@ export function temporalConnectionOptions(config: Readonly<Config>, address: str
       try {
         return readFileSync(file);
       } catch (err) {
-        throw new Error(`cannot read ${variable} (${file}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw new Error(`cannot read ${variable} (${file}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
       }
     };
     tls = { clientCertPair: { crt: read(t.clientCertPairPath.crt, 'TEMPORAL_TLS_CERT_PATH'), key: read(t.clientCertPairPath.key, 'TEMPORAL_TLS_KEY_PATH') } };

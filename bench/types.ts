@@ -1,0 +1,116 @@
+/**
+ * Shape of the raw results written to bench-results/<timestamp>.json.
+ */
+
+/** Cores busy per process over a phase (CPU seconds / wall seconds). */
+export interface CpuShare {
+  bench: number;
+  worker: number;
+  baselineWorker: number;
+  devServer: number;
+  wallSec: number;
+}
+
+export interface BaselineRound {
+  n: number;
+  /** All start calls returned. */
+  startCallsMs: number;
+  /** From the first start until every no-op activity ran. */
+  startedAndActivityMs: number;
+  /** All signal calls returned (server accepted). */
+  signalCallsMs: number;
+  /** From the first signal until no baseline workflow runs. */
+  signalToAllCompletedMs: number;
+}
+
+export interface SendsRound {
+  n: number;
+  /** All sendTracked() calls returned. */
+  sendTrackedCallsMs: number;
+  /** From the first sendTracked() until the sandbox accepted every SendEmail. */
+  allSentMs: number;
+}
+
+export interface EventsRound {
+  n: number;
+  ms: number;
+  ok: number;
+  failed: number;
+  statuses: Record<string, number>;
+}
+
+export interface PacedResult {
+  offeredRate: number;
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  errors: number;
+  achievedRate: number;
+  maxSendLagMs: number;
+}
+
+export interface CostSample {
+  lifecycleId: string;
+  historyEvents: number;
+  actions: number;
+  actionBreakdown: Record<string, number>;
+  eventTypes: Record<string, number>;
+  finalStatus?: string;
+}
+
+export interface CostPath {
+  name: string;
+  recipient: string;
+  samples: CostSample[];
+  /** Medians over samples. */
+  historyEvents: number;
+  actions: number;
+  usdPerMillion: number;
+  median: CostSample;
+}
+
+export interface ScalePoint {
+  open: number;
+  workerRss: number;
+  workerHeapUsed: number;
+  cachedWorkflows: number;
+  devServerRss: number;
+  benchRss: number;
+  p50?: number;
+  p99?: number;
+  paced?: PacedResult;
+}
+
+export interface BenchResults {
+  meta: {
+    startedAt: string;
+    finishedAt?: string;
+    command: string;
+    mode: 'quick' | 'full';
+    params: Record<string, unknown>;
+    machine: Record<string, unknown>;
+    durationSec?: number;
+  };
+  verify?: { v2PerSec: number; v1PerSec: number; rawCryptoPerSec: number; rounds: { v2: number[]; v1: number[] } };
+  baseline?: { rounds: BaselineRound[]; startsPerSec: number; clientStartsPerSec: number; signalsPerSec: number; cyclesPerSec: number; signalToCompletePerSec: number };
+  sends?: { rounds: SendsRound[]; sentPerSec: number; callsPerSec: number };
+  events?: { rounds: EventsRound[]; eventsPerSec: number; at50?: PacedResult; at90?: PacedResult };
+  e2e?: { samples: number[]; postMs: number[]; p50: number; p99: number; max: number; postP50: number };
+  cost?: { paths: CostPath[]; baseline?: CostSample & { usdPerMillion: number }; rule: string; usdPerMillionActions: number };
+  scale?: { maxCachedWorkflows: number; latencyRate: number; low: ScalePoint; high: ScalePoint; timeline: ScalePoint[]; fillMs: number; fillRecipients: string };
+  cpu: Record<string, CpuShare>;
+  targets: {
+    sendsRatio?: number;
+    sendsMet?: boolean;
+    eventsRatio?: number;
+    eventsMet?: boolean;
+    p99At50Met?: boolean;
+    happyEventsMet?: boolean;
+    workerRssFlatMet?: boolean;
+    workerRssGrowth?: number;
+  };
+  notes: string[];
+  cleanup?: { devServerGone: boolean; workersGone: boolean };
+}
