@@ -158,7 +158,7 @@ function deepFreeze<T>(o: T): Readonly<T> {
 export function configTable(): { variable: string; default: string; description: string }[] {
   return Object.entries(ENV_SCHEMA).map(([variable, s]) => {
     const def = (s as { def?: { defaultValue?: unknown } }).def?.defaultValue;
-    const shown = def === undefined ? '' : Array.isArray(def) ? def.join(',') : typeof def === 'object' ? JSON.stringify(def) : String(def);
+    const shown = def === undefined ? '' : Array.isArray(def) ? def.join(',') : JSON.stringify(def).replace(/^"|"$/g, '');
     return { variable, default: shown, description: s.description ?? '' };
   });
 }
