@@ -262,11 +262,12 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
     }
     if (!settled) windowEndsAt = undefined;
     if (settled) {
-      // Rule 6: stay open for complaints after delivery. The lifecycle closes at the later of the
-      // delivery deadline and the end of the complaint window (one timer serves both); when
-      // nobody was delivered (all bounced, suppressed or refused) there is nothing to wait for.
-      const delivered = s.recipients.some((r) => r.status === 'delivered' || r.status === 'complained' || r.status === 'unconfirmed');
-      windowEndsAt ??= delivered ? Math.max(now() + durationMs(policy.complaintWindow), deadlineAt ?? 0) : now();
+      // Rule 6: stay open for complaints after the outcome. The lifecycle closes at the later of
+      // the delivery deadline and the end of the complaint window (one timer serves both), so
+      // late or reordered events (a Send after its Bounce) still find it open. When nothing was
+      // sent (all suppressed, or SES refused the call) there is nothing to wait for.
+      const sentAny = facts.attempts.some((a) => a.sesMessageId !== undefined) || events.size > 0;
+      windowEndsAt ??= sentAny ? Math.max(now() + durationMs(policy.complaintWindow), deadlineAt ?? 0) : now();
       phase = 'complaint-window';
       if (now() >= windowEndsAt) break;
       arm(windowEndsAt);

@@ -1,0 +1,828 @@
+/**
+ * `npm run bench` — throughput, latency, cost per email and scale of ses-lifecycle, side by side
+ * with a bare Temporal workflow on the same dev server, in one run on this machine.
+ *
+ *   npm run bench                 full run (3 rounds, 20 000 open lifecycles)
+ *   npm run bench -- --quick      development run (1 round, 2 000 open lifecycles, < 2 min)
+ *   npm run bench -- --write-md   also write BENCHMARKS.md
+ *
+ * Other flags: --rounds N, --scale N, --concurrency N, --cache N (worker maxCachedWorkflows),
+ * --scale-rate N (events/s for the scale latency probe), --keep-data.
+ *
+ * What runs: the embedded stack from src/stack.ts (dev server with SQLite file persistence in a
+ * throwaway DATA_DIR, the SES sandbox with a configuration set and a confirmed SNS subscription,
+ * the webhook) in this process, and two workers in child processes (bench/worker-proc.ts): the
+ * product's lifecycle worker and the baseline worker (bench/workflows.ts), so their memory and
+ * CPU can be read apart. See BENCHMARKS.md for the method.
+ */
+import { execFileSync } from 'node:child_process';
+import { createVerify, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import pino from 'pino';
+import { loadConfig } from '../src/config';
+import { LIFECYCLE_TAG, statusQuery, WORKFLOW_TYPE } from '../src/definitions';
+import type { SesSandbox } from '../src/sandbox';
+import { startStack, type RunningStack } from '../src/stack';
+import { freePorts, resolveTemporalCli } from '../src/temporal-cli';
+import { DEFAULT_CERT_PATH_PATTERN, SnsVerifier, type SnsEnvelope } from '../src/webhook';
+import { WORKFLOWS_PATH } from '../src/worker';
+import { procCpuSeconds, procRss, startWorkerChild, type WorkerChild } from './children';
+import { median, paced, percentile, pool, Poster, round } from './load';
+import { cpuTable, costTable, resultsTable, scaleTable } from './report';
+import { signedEvent, type SentLifecycle } from './sns';
+import type { BaselineRound, BenchResults, CostPath, CostSample, CpuShare, EventsRound, PacedResult, ScalePoint, SendsRound } from './types';
+
+// ------------------------------------------------------------------------------------------------
+// Parameters
+// ------------------------------------------------------------------------------------------------
+
+const argv = process.argv.slice(2);
+const flag = (name: string): boolean => argv.includes(`--${name}`);
+const num = (name: string, dflt: number): number => {
+  const i = argv.indexOf(`--${name}`);
+  if (i < 0) return dflt;
+  const v = Number(argv[i + 1]);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} needs a positive number`);
+  return v;
+};
+const QUICK = flag('quick');
+const P = {
+  rounds: num('rounds', QUICK ? 1 : 3),
+  /** Workflows per baseline round / lifecycles per sends round / events per events round. */
+  n: num('n', QUICK ? 300 : 1000),
+  concurrency: num('concurrency', 100),
+  pacedSec: num('paced-sec', QUICK ? 3 : 6),
+  e2eSamples: num('e2e', QUICK ? 20 : 50),
+  costRepeats: num('cost-repeats', 3),
+  scaleOpen: num('scale', QUICK ? 2_000 : 20_000),
+  scaleLow: 100,
+  scaleRate: num('scale-rate', 50),
+  scaleChunk: QUICK ? 500 : 2_500,
+  cache: num('cache', 1_000),
+  verifySec: num('verify-sec', QUICK ? 1 : 2),
+};
+const BASELINE_TQ = 'bench-baseline';
+const FROM = 'bench@example.com';
+const USD_PER_MILLION_ACTIONS = 50;
+const MB = 1024 * 1024;
+const RUN = randomUUID().slice(0, 8);
+const ROOT = path.join(__dirname, '..');
+
+const log = (msg: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+};
+
+// ------------------------------------------------------------------------------------------------
+// Small helpers
+// ------------------------------------------------------------------------------------------------
+
+async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', timeout: 10_000 }).trim();
+  } catch {
+    return '';
+  }
+}
+
+function machine(cliVersion: string | undefined): Record<string, unknown> {
+  const cpuModel = /model name\s*:\s*(.+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim();
+  return {
+    nproc: sh('nproc', []),
+    cpuModel,
+    freeG: sh('free', ['-g']),
+    totalMemGiB: round(os.totalmem() / 1024 ** 3, 1),
+    node: process.version,
+    temporalCli: cliVersion,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+  };
+}
+
+/** CPU seconds per process, for utilization over a phase. */
+interface CpuSnap {
+  wall: number;
+  bench: number;
+  worker: number;
+  baselineWorker: number;
+  devServer: number;
+}
+
+interface Ctx {
+  stack: RunningStack;
+  sandbox: SesSandbox;
+  topicArn: string;
+  client: Client;
+  lcWorker: WorkerChild;
+  baseWorker: WorkerChild;
+  poster: Poster;
+  results: BenchResults;
+}
+
+function cpuSnap(ctx: Ctx): CpuSnap {
+  const u = process.cpuUsage();
+  return {
+    wall: performance.now(),
+    bench: (u.user + u.system) / 1e6,
+    worker: procCpuSeconds(ctx.lcWorker.pid) ?? 0,
+    baselineWorker: procCpuSeconds(ctx.baseWorker.pid) ?? 0,
+    devServer: procCpuSeconds(ctx.stack.devServer?.pid ?? -1) ?? 0,
+  };
+}
+
+function cpuShare(a: CpuSnap, b: CpuSnap): CpuShare {
+  const wallSec = (b.wall - a.wall) / 1000;
+  const r = (x: number) => round(x / wallSec, 2);
+  return { bench: r(b.bench - a.bench), worker: r(b.worker - a.worker), baselineWorker: r(b.baselineWorker - a.baselineWorker), devServer: r(b.devServer - a.devServer), wallSec: round(wallSec, 2) };
+}
+
+function addCpu(ctx: Ctx, name: string, shares: CpuShare[]): void {
+  if (shares.length === 0) return;
+  const m = (k: keyof CpuShare) => round(median(shares.map((s) => s[k])), 2);
+  ctx.results.cpu[name] = { bench: m('bench'), worker: m('worker'), baselineWorker: m('baselineWorker'), devServer: m('devServer'), wallSec: m('wallSec') };
+}
+
+async function countRunning(client: Client, query: string): Promise<number> {
+  const r = await client.workflow.count(query);
+  return r.count;
+}
+
+/** Waits until the lifecycle worker has no activation in flight for a moment (after a burst). */
+async function settle(ctx: Ctx, quietMs = 300, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let quietSince: number | undefined;
+  while (Date.now() < deadline) {
+    const [a, b] = await Promise.all([ctx.lcWorker.stats(), ctx.baseWorker.stats()]);
+    if (a.numInFlightWorkflowActivations === 0 && b.numInFlightWorkflowActivations === 0) {
+      quietSince ??= Date.now();
+      if (Date.now() - quietSince >= quietMs) return;
+    } else {
+      quietSince = undefined;
+    }
+    await sleep(50);
+  }
+}
+
+function labelled(local: string, domain: string, label: string): string {
+  return `${local}+${label}@${domain}`;
+}
+
+/** Maps lifecycle id → accepted message for the given ids (one sentMessages() snapshot). */
+function acceptedFor(sandbox: SesSandbox, ids: ReadonlySet<string>): Map<string, SentLifecycle> {
+  const out = new Map<string, SentLifecycle>();
+  for (const m of sandbox.sentMessages()) {
+    const id = m.tags.find((t) => t.name === LIFECYCLE_TAG)?.value;
+    if (id !== undefined && ids.has(id)) out.set(id, { lifecycleId: id, sesMessageId: m.sesMessageId, recipient: m.destination.to[0] ?? '' });
+  }
+  return out;
+}
+
+/**
+ * Starts `n` lifecycles through sendTracked() (long deadline: they stay open) and waits until the
+ * sandbox accepted every SendEmail. Returns them with their SES message ids.
+ */
+async function createLifecycles(ctx: Ctx, n: number, recipient: (i: number) => string, timeoutMs = 300_000): Promise<SentLifecycle[]> {
+  const ids: string[] = [];
+  await pool(n, P.concurrency, async (i) => {
+    const email = await ctx.stack.lc.sendTracked({ from: FROM, to: [recipient(i)], subject: `bench ${i}`, text: 'benchmark' });
+    ids.push(email.id);
+  });
+  const want = new Set(ids);
+  let found = new Map<string, SentLifecycle>();
+  await waitUntil(
+    `${n} SendEmail accepted`,
+    () => {
+      found = acceptedFor(ctx.sandbox, want);
+      return found.size >= n;
+    },
+    timeoutMs,
+    200,
+  );
+  return [...found.values()];
+}
+
+function pacedSummary(rate: number, r: Awaited<ReturnType<typeof paced>>): PacedResult {
+  return {
+    offeredRate: round(rate, 1),
+    n: r.latencies.length + r.errors,
+    p50: round(percentile(r.latencies, 50), 2),
+    p90: round(percentile(r.latencies, 90), 2),
+    p99: round(percentile(r.latencies, 99), 2),
+    max: round(Math.max(...r.latencies), 2),
+    errors: r.errors,
+    achievedRate: round(r.achievedRate, 1),
+    maxSendLagMs: round(r.maxSendLagMs, 1),
+  };
+}
+
+async function postOk(ctx: Ctx, body: string, headers: Record<string, string>): Promise<void> {
+  const r = await ctx.poster.post(body, headers);
+  if (r.status !== 200) throw new Error(`webhook answered ${r.status}: ${r.text.slice(0, 200)}`);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 7. Webhook alone: signature verification with the certificate cached
+// ------------------------------------------------------------------------------------------------
+
+async function benchVerify(ctx: Ctx): Promise<void> {
+  log('7. signature verification (SnsVerifier, cert cached)');
+  const { sandbox, topicArn } = ctx;
+  const verifier = new SnsVerifier({
+    certHostPattern: new RegExp(`^${sandbox.certHost.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
+    certPathPattern: DEFAULT_CERT_PATH_PATTERN,
+    timeoutMs: 5_000,
+  });
+  const lc: SentLifecycle = { lifecycleId: 'msg-verify', sesMessageId: '0100-verify', recipient: 'a@example.com' };
+  const envs = (v: '1' | '2'): SnsEnvelope[] =>
+    Array.from({ length: 200 }, () => {
+      const m = signedEvent(sandbox, topicArn, 'Delivery', lc, v).message;
+      return { ...m } as SnsEnvelope;
+    });
+  const loop = async (list: SnsEnvelope[]): Promise<number> => {
+    await verifier.verify(list[0]!); // the first one fetches the certificate
+    let n = 0;
+    const t0 = performance.now();
+    const until = t0 + P.verifySec * 1000;
+    while (performance.now() < until) {
+      await verifier.verify(list[n % list.length]!);
+      n++;
+    }
+    return (n * 1000) / (performance.now() - t0);
+  };
+  const v2 = envs('2');
+  const v1 = envs('1');
+  const r2: number[] = [];
+  const r1: number[] = [];
+  for (let r = 0; r < P.rounds; r++) {
+    r2.push(await loop(v2));
+    r1.push(await loop(v1));
+  }
+  // Reference: the bare RSA verification the library performs, with the PEM already in memory.
+  const certPem = await new Promise<string>((resolve, reject) => {
+    // The webhook's stack already trusts the sandbox CA on https.globalAgent (sandbox mode).
+    void import('node:https').then((https) =>
+      https
+        .get(sandbox.signingCertUrl, (res) => {
+          let s = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (s += c));
+          res.on('end', () => resolve(s));
+        })
+        .on('error', reject),
+    );
+  });
+  const stringToSign = (m: SnsEnvelope) =>
+    `Message\n${m.Message}\nMessageId\n${m.MessageId}\nTimestamp\n${m.Timestamp}\nTopicArn\n${m.TopicArn}\nType\n${m.Type}\n`;
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < P.verifySec * 1000) {
+    const m = v2[n % v2.length]!;
+    const v = createVerify('RSA-SHA256');
+    v.update(stringToSign(m), 'utf8');
+    if (!v.verify(certPem, m.Signature, 'base64')) throw new Error('reference verification failed');
+    n++;
+  }
+  const raw = (n * 1000) / (performance.now() - t0);
+  ctx.results.verify = { v2PerSec: round(median(r2), 0), v1PerSec: round(median(r1), 0), rawCryptoPerSec: round(raw, 0), rounds: { v2: r2.map((x) => round(x, 0)), v1: r1.map((x) => round(x, 0)) } };
+  log(`   v2 ${round(median(r2), 0)}/s, v1 ${round(median(r1), 0)}/s, raw crypto ${round(raw, 0)}/s`);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 1. Baseline
+// ------------------------------------------------------------------------------------------------
+
+async function benchBaseline(ctx: Ctx): Promise<void> {
+  log(`1. baseline: ${P.rounds} × ${P.n} bare workflows, concurrency ${P.concurrency}`);
+  const { client } = ctx;
+  const payload = 'x'.repeat(600); // about the size of one normalized SES event
+  const rounds: BaselineRound[] = [];
+  const cpu: CpuShare[] = [];
+  const running = `TaskQueue = "${BASELINE_TQ}" AND ExecutionStatus = "Running"`;
+  for (let r = 0; r < P.rounds; r++) {
+    const ids = Array.from({ length: P.n }, (_, i) => `bench-${RUN}-r${r}-${i}`);
+    const act0 = (await ctx.baseWorker.stats()).activities;
+    const c0 = cpuSnap(ctx);
+    const t0 = performance.now();
+    const startCallsMs = await pool(P.n, P.concurrency, (i) => client.workflow.start('benchBaseline', { workflowId: ids[i]!, taskQueue: BASELINE_TQ }));
+    await waitUntil('baseline activities', async () => (await ctx.baseWorker.stats()).activities - act0 >= P.n, 60_000, 20);
+    const startedAndActivityMs = performance.now() - t0;
+    cpu.push(cpuShare(c0, cpuSnap(ctx)));
+    await settle(ctx);
+    const t1 = performance.now();
+    const signalCallsMs = await pool(P.n, P.concurrency, (i) => client.workflow.getHandle(ids[i]!).signal('benchSignal', payload));
+    await waitUntil('baseline completions', async () => (await countRunning(client, running)) === 0, 120_000, 50);
+    const signalToAllCompletedMs = performance.now() - t1;
+    rounds.push({ n: P.n, startCallsMs: round(startCallsMs), startedAndActivityMs: round(startedAndActivityMs), signalCallsMs: round(signalCallsMs), signalToAllCompletedMs: round(signalToAllCompletedMs) });
+    log(`   round ${r + 1}: starts+activity ${round((P.n * 1000) / startedAndActivityMs)}/s, signals ${round((P.n * 1000) / signalCallsMs)}/s`);
+    await settle(ctx);
+  }
+  const per = (f: (x: BaselineRound) => number) => round(median(rounds.map((x) => (x.n * 1000) / f(x))), 1);
+  ctx.results.baseline = {
+    rounds,
+    startsPerSec: per((x) => x.startedAndActivityMs),
+    clientStartsPerSec: per((x) => x.startCallsMs),
+    signalsPerSec: per((x) => x.signalCallsMs),
+    signalToCompletePerSec: per((x) => x.signalToAllCompletedMs),
+    cyclesPerSec: per((x) => x.startedAndActivityMs + x.signalToAllCompletedMs),
+  };
+  addCpu(ctx, 'baseline starts', cpu);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 2. Sends
+// ------------------------------------------------------------------------------------------------
+
+async function benchSends(ctx: Ctx): Promise<void> {
+  log(`2. sends: ${P.rounds} × ${P.n} sendTracked() to silent sandbox recipients, concurrency ${P.concurrency}`);
+  const rounds: SendsRound[] = [];
+  const cpu: CpuShare[] = [];
+  for (let r = 0; r < P.rounds; r++) {
+    const before = ctx.sandbox.sentMessages().length;
+    const c0 = cpuSnap(ctx);
+    const t0 = performance.now();
+    const callsMs = await pool(P.n, P.concurrency, (i) =>
+      ctx.stack.lc.sendTracked({ from: FROM, to: [labelled('silent', 'sandbox.ses-lifecycle.test', `s${RUN}r${r}i${i}`)], subject: `bench send ${i}`, text: 'benchmark' }),
+    );
+    await waitUntil('all SendEmail accepted', () => ctx.sandbox.sentMessages().length - before >= P.n, 120_000, 50);
+    const allSentMs = performance.now() - t0;
+    cpu.push(cpuShare(c0, cpuSnap(ctx)));
+    rounds.push({ n: P.n, sendTrackedCallsMs: round(callsMs), allSentMs: round(allSentMs) });
+    log(`   round ${r + 1}: ${round((P.n * 1000) / allSentMs)} sent/s (sendTracked calls ${round((P.n * 1000) / callsMs)}/s)`);
+    await settle(ctx);
+  }
+  ctx.results.sends = {
+    rounds,
+    sentPerSec: round(median(rounds.map((x) => (x.n * 1000) / x.allSentMs)), 1),
+    callsPerSec: round(median(rounds.map((x) => (x.n * 1000) / x.sendTrackedCallsMs)), 1),
+  };
+  addCpu(ctx, 'sends', cpu);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 3. Events (saturated, then paced at 50% / 90%) and 4. end-to-end latency
+// ------------------------------------------------------------------------------------------------
+
+async function freshSilent(ctx: Ctx, n: number, tag: string): Promise<SentLifecycle[]> {
+  const lcs = await createLifecycles(ctx, n, (i) => labelled('silent', 'sandbox.ses-lifecycle.test', `${tag}${RUN}i${i}`));
+  await settle(ctx);
+  return lcs;
+}
+
+async function benchEvents(ctx: Ctx): Promise<void> {
+  log(`3. events: ${P.rounds} × ${P.n} signed Delivery notifications → webhook, concurrency ${P.concurrency}`);
+  const rounds: EventsRound[] = [];
+  const cpu: CpuShare[] = [];
+  for (let r = 0; r < P.rounds; r++) {
+    // Fresh lifecycles per round (created untimed), so each event is a Delivery to an email that
+    // waits for its outcome and every workflow is in the worker cache, as in the baseline.
+    const lcs = await freshSilent(ctx, P.n, `e${r}`);
+    const posts = lcs.map((lc) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', lc));
+    const statuses: Record<string, number> = {};
+    const c0 = cpuSnap(ctx);
+    const t0 = performance.now();
+    await pool(posts.length, P.concurrency, async (i) => {
+      const p = posts[i]!;
+      const res = await ctx.poster.post(p.body, p.headers).catch(() => ({ status: 0, text: '' }));
+      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+    });
+    const ms = performance.now() - t0;
+    cpu.push(cpuShare(c0, cpuSnap(ctx)));
+    const ok = statuses['200'] ?? 0;
+    rounds.push({ n: posts.length, ms: round(ms), ok, failed: posts.length - ok, statuses });
+    log(`   round ${r + 1}: ${round((ok * 1000) / ms)} events/s (${JSON.stringify(statuses)})`);
+    await settle(ctx);
+  }
+  const eventsPerSec = round(median(rounds.map((x) => (x.ok * 1000) / x.ms)), 1);
+  ctx.results.events = { rounds, eventsPerSec };
+  addCpu(ctx, 'events (saturated)', cpu);
+
+  for (const share of [0.5, 0.9] as const) {
+    const rate = eventsPerSec * share;
+    const n = Math.max(20, Math.round(rate * P.pacedSec));
+    const lcs = await freshSilent(ctx, n, `p${share * 100}`);
+    const posts = lcs.map((lc) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', lc));
+    log(`   paced at ${share * 100}%: ${round(rate)} events/s for ${P.pacedSec} s`);
+    const c0 = cpuSnap(ctx);
+    const res = await paced(posts.length, rate, (i) => postOk(ctx, posts[i]!.body, posts[i]!.headers));
+    addCpu(ctx, `events paced ${share * 100}%`, [cpuShare(c0, cpuSnap(ctx))]);
+    const s = pacedSummary(rate, res);
+    if (share === 0.5) ctx.results.events.at50 = s;
+    else ctx.results.events.at90 = s;
+    log(`   → p50 ${s.p50} ms, p99 ${s.p99} ms, errors ${s.errors}`);
+    await settle(ctx);
+  }
+}
+
+async function benchE2e(ctx: Ctx): Promise<void> {
+  log(`4. end-to-end: ${P.e2eSamples} sequential Delivery posts → status query shows delivered`);
+  const lcs = await freshSilent(ctx, P.e2eSamples, 'x');
+  const samples: number[] = [];
+  const postMs: number[] = [];
+  for (const lc of lcs) {
+    const p = signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', lc);
+    const handle = ctx.client.workflow.getHandle(lc.lifecycleId);
+    const t0 = performance.now();
+    await postOk(ctx, p.body, p.headers);
+    const accepted = performance.now();
+    for (;;) {
+      const s = await handle.query(statusQuery);
+      if (s.recipients[0]?.status === 'delivered') break;
+      if (performance.now() - accepted > 30_000) throw new Error(`${lc.lifecycleId} not delivered after 30 s`);
+      await sleep(1);
+    }
+    samples.push(performance.now() - accepted);
+    postMs.push(accepted - t0);
+  }
+  ctx.results.e2e = {
+    samples: samples.map((x) => round(x, 2)),
+    postMs: postMs.map((x) => round(x, 2)),
+    p50: round(percentile(samples, 50), 2),
+    p99: round(percentile(samples, 99), 2),
+    max: round(Math.max(...samples), 2),
+    postP50: round(percentile(postMs, 50), 2),
+  };
+  log(`   → p50 ${ctx.results.e2e.p50} ms, p99 ${ctx.results.e2e.p99} ms (post itself p50 ${ctx.results.e2e.postP50} ms)`);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 5. Cost per email
+// ------------------------------------------------------------------------------------------------
+
+const COST_RULE =
+  'Temporal Cloud actions counted from each history: Workflow started (1; also Continue-As-New, child start, Signal-With-Start), ' +
+  'each Activity started or retried (ActivityTaskScheduled + retries from ActivityTaskStarted.attempt - 1), each Timer started, ' +
+  'each Signal (WorkflowExecutionSignaled; also SignalExternalWorkflowExecutionInitiated), each UpsertSearchAttributes command ' +
+  '(search attributes given at start are free), each MarkerRecorded (local activity / side effect), each accepted Update. ' +
+  'Not in history and not counted: Queries (+1 action each: every status() call or UI stack view), heartbeats (none here). ' +
+  'Workflow completion, workflow tasks and activity completions are not actions.';
+
+/** Event type name from the attributes field that is set (`workflowExecutionStartedEventAttributes` → `WorkflowExecutionStarted`). */
+function eventTypeName(ev: object): string {
+  for (const [k, v] of Object.entries(ev)) {
+    if (k.endsWith('EventAttributes') && v !== null && v !== undefined) {
+      const base = k.slice(0, -'EventAttributes'.length);
+      return base.charAt(0).toUpperCase() + base.slice(1);
+    }
+  }
+  return 'Unknown';
+}
+
+async function historyCost(client: Client, workflowId: string): Promise<CostSample> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const events = history.events ?? [];
+  const eventTypes: Record<string, number> = {};
+  const actionBreakdown: Record<string, number> = {};
+  const add = (k: string, n = 1) => (actionBreakdown[k] = (actionBreakdown[k] ?? 0) + n);
+  for (const ev of events) {
+    const t = eventTypeName(ev);
+    eventTypes[t] = (eventTypes[t] ?? 0) + 1;
+    switch (t) {
+      case 'WorkflowExecutionStarted':
+        add('workflow started');
+        break;
+      case 'WorkflowExecutionContinuedAsNew':
+        add('continue-as-new (new run started)');
+        break;
+      case 'StartChildWorkflowExecutionInitiated':
+        add('child workflow started');
+        break;
+      case 'ActivityTaskScheduled':
+        add('activity');
+        break;
+      case 'ActivityTaskStarted': {
+        const attempt = Number((ev as { activityTaskStartedEventAttributes?: { attempt?: number } }).activityTaskStartedEventAttributes?.attempt ?? 1);
+        if (attempt > 1) add('activity retry', attempt - 1);
+        break;
+      }
+      case 'TimerStarted':
+        add('timer');
+        break;
+      case 'WorkflowExecutionSignaled':
+        add('signal');
+        break;
+      case 'SignalExternalWorkflowExecutionInitiated':
+        add('signal (sent by workflow)');
+        break;
+      case 'UpsertWorkflowSearchAttributes':
+        add('search attribute upsert');
+        break;
+      case 'MarkerRecorded':
+        add('marker (local activity / side effect)');
+        break;
+      case 'WorkflowExecutionUpdateAccepted':
+        add('update');
+        break;
+      default:
+        break;
+    }
+  }
+  const actions = Object.values(actionBreakdown).reduce((a, b) => a + b, 0);
+  return { lifecycleId: workflowId, historyEvents: events.length, actions, actionBreakdown, eventTypes };
+}
+
+async function benchCost(ctx: Ctx, baselineId: string | undefined): Promise<void> {
+  log(`5. cost per email: happy, bounce, delay-then-delivery × ${P.costRepeats} (short policy durations)`);
+  const paths = [
+    { name: 'happy', recipient: (i: number) => labelled('success', 'simulator.amazonses.com', `c${RUN}h${i}`) },
+    { name: 'bounce', recipient: (i: number) => labelled('bounce', 'simulator.amazonses.com', `c${RUN}b${i}`) },
+    { name: 'delay-then-delivery', recipient: (i: number) => labelled('delay', 'sandbox.ses-lifecycle.test', `c${RUN}d${i}`) },
+  ];
+  // Production shape with short durations: one timer serves deadline and complaint window.
+  const policy = { deliveryDeadline: '4s', complaintWindow: '2s', resendBackoff: '1s' };
+  const started = await Promise.all(
+    paths.flatMap((p) =>
+      Array.from({ length: P.costRepeats }, async (_, i) => ({
+        path: p.name,
+        recipient: p.recipient(i),
+        email: await ctx.stack.lc.sendTracked({ from: FROM, to: [p.recipient(i)], subject: `bench cost ${p.name}`, text: 'benchmark', policy }),
+      })),
+    ),
+  );
+  const finals = await Promise.all(started.map(async (s) => ({ ...s, final: await s.email.result() })));
+  const out: CostPath[] = [];
+  for (const p of paths) {
+    const samples: CostSample[] = [];
+    for (const f of finals.filter((x) => x.path === p.name)) {
+      const c = await historyCost(ctx.client, f.email.id);
+      c.finalStatus = f.final.status;
+      samples.push(c);
+    }
+    const sorted = [...samples].sort((a, b) => a.actions - b.actions || a.historyEvents - b.historyEvents);
+    const med = sorted[Math.floor((sorted.length - 1) / 2)]!;
+    const actions = median(samples.map((s) => s.actions));
+    out.push({
+      name: p.name,
+      recipient: p.recipient(0),
+      samples,
+      historyEvents: median(samples.map((s) => s.historyEvents)),
+      actions,
+      usdPerMillion: round(actions * USD_PER_MILLION_ACTIONS, 2),
+      median: med,
+    });
+    log(`   ${p.name}: ${samples.map((s) => `${s.historyEvents} events/${s.actions} actions (${s.finalStatus})`).join(', ')}`);
+  }
+  const baseline = baselineId ? await historyCost(ctx.client, baselineId) : undefined;
+  ctx.results.cost = {
+    paths: out,
+    ...(baseline ? { baseline: { ...baseline, usdPerMillion: round(baseline.actions * USD_PER_MILLION_ACTIONS, 2) } } : {}),
+    rule: COST_RULE,
+    usdPerMillionActions: USD_PER_MILLION_ACTIONS,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+// 6. Scale
+// ------------------------------------------------------------------------------------------------
+
+const RUNNING_LIFECYCLES = `WorkflowType = "${WORKFLOW_TYPE.message}" AND ExecutionStatus = "Running"`;
+
+async function scalePoint(ctx: Ctx, gc: boolean): Promise<ScalePoint> {
+  const [open, st] = await Promise.all([countRunning(ctx.client, RUNNING_LIFECYCLES), ctx.lcWorker.stats(gc)]);
+  return {
+    open,
+    workerRss: procRss(ctx.lcWorker.pid) ?? st.rss,
+    workerHeapUsed: st.heapUsed,
+    cachedWorkflows: st.numCachedWorkflows,
+    devServerRss: procRss(ctx.stack.devServer?.pid ?? -1) ?? 0,
+    benchRss: process.memoryUsage().rss,
+  };
+}
+
+/** Open-loop Open events at `rate`/s to random lifecycles among `targets`. */
+async function scaleLatency(ctx: Ctx, targets: SentLifecycle[], rate: number): Promise<PacedResult> {
+  const n = Math.round(rate * P.pacedSec);
+  const posts = Array.from({ length: n }, () => signedEvent(ctx.sandbox, ctx.topicArn, 'Open', targets[Math.floor(Math.random() * targets.length)]!));
+  const res = await paced(n, rate, (i) => postOk(ctx, posts[i]!.body, posts[i]!.headers));
+  return pacedSummary(rate, res);
+}
+
+/** Scale, part 1: 100 open lifecycles in their complaint window. */
+async function scaleLow(ctx: Ctx): Promise<{ point: ScalePoint; targets: SentLifecycle[] }> {
+  log(`6a. scale: ${P.scaleLow} open lifecycles (success@ → Send + Delivery via SNS → complaint window)`);
+  const targets = await createLifecycles(ctx, P.scaleLow, (i) => labelled('success', 'simulator.amazonses.com', `l${RUN}i${i}`));
+  await ctx.sandbox.waitForIdle(120_000);
+  await settle(ctx);
+  await sleep(1_000);
+  const point = await scalePoint(ctx, true);
+  const p = await scaleLatency(ctx, targets, P.scaleRate);
+  Object.assign(point, { p50: p.p50, p99: p.p99, paced: p });
+  log(`   open ${point.open}: worker RSS ${round(point.workerRss / MB)} MB, heap ${round(point.workerHeapUsed / MB)} MB, dev server ${round(point.devServerRss / MB)} MB; latency p50 ${p.p50} / p99 ${p.p99} ms`);
+  return { point, targets };
+}
+
+/** Scale, part 2: fill up to P.scaleOpen open lifecycles and measure again. */
+async function scaleHigh(ctx: Ctx, low: { point: ScalePoint; targets: SentLifecycle[] }): Promise<void> {
+  const timeline: ScalePoint[] = [low.point];
+  let open = await countRunning(ctx.client, RUNNING_LIFECYCLES);
+  log(`6b. scale: filling from ${open} to ${P.scaleOpen} open lifecycles`);
+  const fillIds = new Set<string>();
+  const t0 = performance.now();
+  const c0 = cpuSnap(ctx);
+  let chunkNo = 0;
+  while (open < P.scaleOpen) {
+    const n = Math.min(P.scaleChunk, P.scaleOpen - open);
+    const c = chunkNo++;
+    await pool(n, P.concurrency, async (i) => {
+      const email = await ctx.stack.lc.sendTracked({ from: FROM, to: [labelled('success', 'simulator.amazonses.com', `f${RUN}c${c}i${i}`)], subject: `bench scale ${i}`, text: 'benchmark' });
+      fillIds.add(email.id);
+    });
+    const pt = await scalePoint(ctx, false);
+    timeline.push(pt);
+    open = pt.open;
+    log(`   open ${open}: worker RSS ${round(pt.workerRss / MB)} MB, heap ${round(pt.workerHeapUsed / MB)} MB, cached ${pt.cachedWorkflows}, dev server ${round(pt.devServerRss / MB)} MB`);
+  }
+  // All sends accepted, all Send/Delivery notifications delivered to the webhook.
+  await waitUntil('all fill sends accepted', () => acceptedFor(ctx.sandbox, fillIds).size >= fillIds.size, 600_000, 2_000);
+  await ctx.sandbox.waitForIdle(600_000);
+  await settle(ctx, 1_000, 120_000);
+  const fillMs = performance.now() - t0;
+  addCpu(ctx, 'scale fill', [cpuShare(c0, cpuSnap(ctx))]);
+  await sleep(2_000);
+  const high = await scalePoint(ctx, true);
+  const targets = [...low.targets, ...acceptedFor(ctx.sandbox, fillIds).values()];
+  const p = await scaleLatency(ctx, targets, P.scaleRate);
+  Object.assign(high, { p50: p.p50, p99: p.p99, paced: p });
+  timeline.push(high);
+  log(`   open ${high.open}: worker RSS ${round(high.workerRss / MB)} MB, heap ${round(high.workerHeapUsed / MB)} MB, dev server ${round(high.devServerRss / MB)} MB; latency p50 ${p.p50} / p99 ${p.p99} ms`);
+  ctx.results.scale = {
+    maxCachedWorkflows: P.cache,
+    latencyRate: P.scaleRate,
+    low: low.point,
+    high,
+    timeline,
+    fillMs: round(fillMs),
+    fillRecipients: 'success@simulator.amazonses.com (+label): Send + Delivery through the sandbox SNS → webhook; then open in the 48 h complaint window',
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Main
+// ------------------------------------------------------------------------------------------------
+
+function evaluateTargets(r: BenchResults): void {
+  const t = r.targets;
+  if (r.baseline && r.sends) {
+    t.sendsRatio = round(r.sends.sentPerSec / r.baseline.startsPerSec, 3);
+    t.sendsMet = t.sendsRatio >= 0.8;
+  }
+  if (r.baseline && r.events) {
+    t.eventsRatio = round(r.events.eventsPerSec / r.baseline.signalsPerSec, 3);
+    t.eventsMet = t.eventsRatio >= 0.9;
+  }
+  if (r.events?.at50) t.p99At50Met = r.events.at50.p99 < 50 && r.events.at50.errors === 0;
+  const happy = r.cost?.paths.find((p) => p.name === 'happy');
+  if (happy) t.happyEventsMet = happy.historyEvents <= 25;
+  if (r.scale) {
+    // "Flat": the worker's RSS at the high point is within 10% of the low point.
+    t.workerRssGrowth = round(r.scale.high.workerRss / r.scale.low.workerRss - 1, 3);
+    t.workerRssFlatMet = t.workerRssGrowth <= 0.1;
+  }
+}
+
+async function bundle(file: string, dir: string, name: string): Promise<string> {
+  const t0 = performance.now();
+  const { code } = await bundleWorkflowCode({ workflowsPath: file, logger: new DefaultLogger('WARN') });
+  const out = path.join(dir, `${name}.js`);
+  writeFileSync(out, code);
+  log(`   bundled ${name} in ${round((performance.now() - t0) / 1000)} s`);
+  return out;
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ses-lifecycle-bench-'));
+  const cli = await resolveTemporalCli({ allowSdkDownload: false });
+  const results: BenchResults = {
+    meta: { startedAt: startedAt.toISOString(), command, mode: QUICK ? 'quick' : 'full', params: { ...P }, machine: machine(cli.version) },
+    cpu: {},
+    targets: {},
+    notes: [],
+  };
+  let stack: RunningStack | undefined;
+  const children: WorkerChild[] = [];
+  let poster: Poster | undefined;
+  let cleaned = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleaned) return;
+    cleaned = true;
+    poster?.close();
+    await Promise.all(children.map((c) => c.stop().catch(() => undefined)));
+    await stack?.stop().catch((err: unknown) => log(`stop failed: ${String(err)}`));
+    if (!flag('keep-data')) rmSync(dataDir, { recursive: true, force: true });
+  };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    log(`${sig}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    log(`mode ${results.meta.mode}; data dir ${dataDir}; temporal CLI ${cli.version ?? '?'} (${cli.source})`);
+    log('bundling workflow code (product + baseline)');
+    const bundleDir = path.join(dataDir, 'bundles');
+    mkdirSync(bundleDir, { recursive: true });
+    const lcBundle = await bundle(WORKFLOWS_PATH, bundleDir, 'lifecycle');
+    const baseBundle = await bundle(path.join(__dirname, 'workflows.ts'), bundleDir, 'baseline');
+
+    // The embedded stack on free ports (TEMPORAL_PORT=0 would be passed to the CLI verbatim, so
+    // the gRPC and UI ports are picked here; webhook and sandbox bind port 0 themselves).
+    const [temporalPort, uiPort] = await freePorts(2);
+    const config = loadConfig({
+      DATA_DIR: dataDir,
+      TEMPORAL_PORT: String(temporalPort),
+      TEMPORAL_UI_PORT: String(uiPort),
+      WEBHOOK_PORT: '0',
+      SANDBOX_PORT: '0',
+      SANDBOX_HTTPS_PORT: '0',
+      SES_PACE_TO_SEND_RATE: 'false',
+      LOG_LEVEL: 'warn',
+    });
+    log('starting the stack (dev server, sandbox, webhook)');
+    stack = await startStack({
+      config,
+      sandbox: { maxSendRate: 100_000, max24HourSend: 100_000_000 },
+      withoutWorker: true,
+      logger: pino({ level: 'warn' }),
+    });
+    if (!stack.sandbox || !stack.topicArn) throw new Error('stack has no sandbox');
+    log(`   dev server ${stack.temporalAddress} (pid ${stack.devServer?.pid}), webhook ${stack.webhookUrl}`);
+
+    log('starting workers in child processes');
+    const common = { address: stack.temporalAddress, namespace: stack.namespace, maxCachedWorkflows: P.cache };
+    const [lcWorker, baseWorker] = await Promise.all([
+      startWorkerChild({
+        ...common,
+        kind: 'lifecycle',
+        taskQueue: stack.taskQueue,
+        bundlePath: lcBundle,
+        ses: { endpoint: stack.sandbox.endpoint, region: stack.sandbox.region, credentials: stack.sandbox.credentials },
+        configurationSetName: config.aws.configurationSetName,
+      }),
+      startWorkerChild({ ...common, kind: 'baseline', taskQueue: BASELINE_TQ, bundlePath: baseBundle }),
+    ]);
+    children.push(lcWorker, baseWorker);
+    poster = new Poster(stack.webhookUrl, P.concurrency);
+    const ctx: Ctx = { stack, sandbox: stack.sandbox, topicArn: stack.topicArn, client: stack.client, lcWorker, baseWorker, poster, results };
+
+    await benchVerify(ctx);
+    await benchBaseline(ctx);
+    await benchCost(ctx, `bench-${RUN}-r0-0`);
+    const low = await scaleLow(ctx);
+    await benchSends(ctx);
+    await benchEvents(ctx);
+    await benchE2e(ctx);
+    await scaleHigh(ctx, low);
+  } finally {
+    const devPid = stack?.devServer?.pid;
+    const childPids = children.map((c) => c.pid);
+    await cleanup();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    const gone = (pid: number | undefined) => pid === undefined || !existsSync(`/proc/${pid}`);
+    results.cleanup = { devServerGone: gone(devPid), workersGone: childPids.every(gone) };
+    log(`cleanup: dev server gone ${results.cleanup.devServerGone}, workers gone ${results.cleanup.workersGone}`);
+  }
+
+  evaluateTargets(results);
+  results.meta.finishedAt = new Date().toISOString();
+  results.meta.durationSec = round((Date.now() - startedAt.getTime()) / 1000, 1);
+  results.notes.push(
+    'All processes share this machine: the dev server, both workers, the webhook, the sandbox and the load generator compete for the same cores.',
+    'Logging at warn (the webhook logs each routed event at info in production).',
+  );
+
+  const outDir = path.join(ROOT, 'bench-results');
+  mkdirSync(outDir, { recursive: true });
+  const outFile = path.join(outDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
+
+  const table = resultsTable(results);
+  process.stdout.write(`\n${table}\n\nCPU (cores busy, median over rounds):\n\n${cpuTable(results)}\n\nCost detail:\n\n${costTable(results)}\n\nScale timeline:\n\n${scaleTable(results)}\n\nraw: ${path.relative(ROOT, outFile)} (${results.meta.durationSec} s)\n`);
+  if (flag('write-md')) {
+    const { writeBenchmarksMd } = await import('./markdown');
+    writeBenchmarksMd(path.join(ROOT, 'BENCHMARKS.md'), results, path.relative(ROOT, outFile));
+    log('wrote BENCHMARKS.md');
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
