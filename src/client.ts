@@ -106,6 +106,7 @@ const inputSchema = z
         suppressOnHardBounce: z.boolean().optional(),
         suppressOnComplaint: z.boolean().optional(),
         checkSuppressionBeforeSend: z.boolean().optional(),
+        maxHistoryEvents: z.number().int().min(50).max(40_000).optional(),
       })
       .strict()
       .optional(),

@@ -90,6 +90,11 @@ export interface LifecyclePolicy {
   suppressOnComplaint: boolean;
   /** Skip recipients on the suppression list before sending. Default true. */
   checkSuppressionBeforeSend: boolean;
+  /**
+   * Continue-as-new once the history has this many events (heavy open/click traffic), well
+   * before Temporal's 50k-event limit. State carries over. Default 8000.
+   */
+  maxHistoryEvents: number;
 }
 
 /** Defaults for {@link LifecyclePolicy}. */
@@ -102,6 +107,7 @@ export const DEFAULT_POLICY: Readonly<LifecyclePolicy> = Object.freeze({
   suppressOnHardBounce: true,
   suppressOnComplaint: true,
   checkSuppressionBeforeSend: true,
+  maxHistoryEvents: 8_000,
 });
 
 /** The email to send (validated by the client before anything starts). */

@@ -13,7 +13,7 @@ import { LifecycleClient } from './client';
 import type { Config } from './config';
 import { durationMs, SEARCH_ATTRIBUTES } from './definitions';
 import { startSesSandbox, type SandboxOptions, type SesSandbox } from './sandbox';
-import { resolveTemporalCli, startDevServer, type DevServer } from './temporal-cli';
+import { resolveTemporalCli, startDevServer, startDevServerViaSdkDownload, type DevServer } from './temporal-cli';
 import { startWebhookServer, type WebhookServer } from './webhook';
 import { createLifecycleWorker, createSesClient } from './worker';
 import { ensureSearchAttributes } from './search-attributes';
@@ -136,17 +136,17 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       await assertPortFree(config.temporal.devServer.port, '127.0.0.1', 'TEMPORAL_PORT');
       await assertPortFree(config.temporal.devServer.uiPort, '127.0.0.1', 'TEMPORAL_UI_PORT');
       const cli = await resolveTemporalCli({ log: (m) => logger.info(m) });
-      if (!cli.path) throw new Error('no Temporal CLI available: set TEMPORAL_CLI_PATH or install it with `npm run temporal:install`');
       mkdirSync(config.dataDir, { recursive: true });
-      devServer = await startDevServer({
-        cliPath: cli.path,
+      const serverOpts = {
         dbFilename: path.resolve(config.dataDir, 'temporal.sqlite'),
         port: config.temporal.devServer.port,
         uiPort: config.temporal.devServer.uiPort,
         ui: true,
         namespace,
         searchAttributes: SEARCH_ATTRIBUTES,
-      });
+      };
+      // Last resort on machines with internet: the SDK downloads the CLI itself.
+      devServer = cli.source === 'sdk-download' ? await startDevServerViaSdkDownload(serverOpts) : await startDevServer({ cliPath: cli.path, ...serverOpts });
       const ds = devServer;
       stops.push(() => ds.stop());
       address = devServer.address;

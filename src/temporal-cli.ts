@@ -678,3 +678,47 @@ function run(
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Last resort: the SDK's own CLI download (machines with internet access)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Starts a dev server with the binary the Temporal SDK downloads and caches itself
+ * (`TestWorkflowEnvironment.createLocal` with `cached-download`). Used only when
+ * {@link resolveTemporalCli} answered `sdk-download`: it needs internet access to Temporal's
+ * download host, which CI and this project's sandboxed machines do not have.
+ *
+ * @throws when the download or the server start fails.
+ */
+export async function startDevServerViaSdkDownload(opts: Omit<StartDevServerOptions, 'cliPath' | 'log' | 'startTimeoutMs'>): Promise<DevServer> {
+  const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+  const { defineSearchAttributeKey, SearchAttributeType: T } = await import('@temporalio/common');
+  const types = { Keyword: T.KEYWORD, KeywordList: T.KEYWORD_LIST, Text: T.TEXT, Int: T.INT, Double: T.DOUBLE, Bool: T.BOOL, Datetime: T.DATETIME } as const;
+  const namespace = opts.namespace ?? 'default';
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'cached-download' },
+      namespace,
+      ip: opts.ip ?? '127.0.0.1',
+      ...(opts.port ? { port: opts.port } : {}),
+      ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}),
+      ...(opts.ui ? { ui: true, ...(opts.uiPort ? { uiPort: opts.uiPort } : {}) } : {}),
+      searchAttributes: Object.entries(opts.searchAttributes ?? {}).map(([name, type]) => defineSearchAttributeKey(name, types[type])),
+      ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
+    },
+  });
+  let stopped = false;
+  return {
+    address: env.address,
+    ...(opts.ui && opts.uiPort ? { uiUrl: `http://${opts.ip ?? '127.0.0.1'}:${opts.uiPort}` } : {}),
+    namespace,
+    pid: -1,
+    recentOutput: () => '',
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await env.teardown();
+    },
+  };
+}

@@ -4,7 +4,7 @@
  * usually via `getTestConnection()` from test/helpers/temporal.ts.
  */
 import type { TestProject } from 'vitest/node' with { 'resolution-mode': 'import' };
-import { resolveTemporalCli, startDevServer, type DevServer, type SearchAttributeType } from '../src/temporal-cli';
+import { resolveTemporalCli, startDevServer, startDevServerViaSdkDownload, type DevServer, type SearchAttributeType } from '../src/temporal-cli';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -29,15 +29,14 @@ const log = (msg: string): void => {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
-  const cli = await resolveTemporalCli({ allowSdkDownload: false, log });
+  // TEMPORAL_CLI_PATH, PATH, the pinned PyPI wheel; on machines with internet, the SDK's download.
+  const cli = await resolveTemporalCli({ log });
   let server: DevServer | undefined;
   try {
-    server = await startDevServer({
-      cliPath: cli.path,
-      namespace: 'default',
-      searchAttributes: TEST_SEARCH_ATTRIBUTES,
-      log,
-    });
+    server =
+      cli.source === 'sdk-download'
+        ? await startDevServerViaSdkDownload({ namespace: 'default', searchAttributes: TEST_SEARCH_ATTRIBUTES })
+        : await startDevServer({ cliPath: cli.path, namespace: 'default', searchAttributes: TEST_SEARCH_ATTRIBUTES, log });
   } catch (err) {
     throw new Error(`global-setup: could not start the Temporal dev server: ${err instanceof Error ? err.message : String(err)}`, {
       cause: err,

@@ -29,9 +29,9 @@ let n = 0;
 const unique = (local: string) => `${local}+t${Date.now()}${n++}@example.com`;
 const accepted = (lifecycleId: string) => stack.sandbox.sentMessages().filter((m) => m.tags.some((t) => t.name === LIFECYCLE_TAG && t.value === lifecycleId));
 
-async function signal(email: TrackedEmail, type: EventKind, recipients: string[], sesMessageId: string, extra: { bounce?: [string, string]; atOffsetMs?: number } = {}) {
+async function signal(email: TrackedEmail, type: EventKind, recipients: string[], sesMessageId: string, extra: { bounce?: [string, string]; atOffsetMs?: number; at?: string } = {}) {
   const { client } = await getTestConnection();
-  const at = new Date(Date.now() + (extra.atOffsetMs ?? 0)).toISOString();
+  const at = extra.at ?? new Date(Date.now() + (extra.atOffsetMs ?? 0)).toISOString();
   const event = sesEvent(type, { messageId: sesMessageId, recipients, at, lifecycleId: email.id, ...(extra.bounce ? { bounce: extra.bounce } : {}) });
   await client.workflow.getHandle(email.id).signal(sesEventSignal, { event });
 }
@@ -177,6 +177,25 @@ describe('messageLifecycle (real Temporal, real SES client → sandbox)', () => 
     expect(accepted(email.id)).toHaveLength(1);
     await signal(email, 'Delivery', [to], s.attempts[0]!.sesMessageId!);
     expect((await email.result()).status).toBe('delivered');
+  });
+
+  it('continues as new under heavy open traffic, carrying the state over', async () => {
+    const to = unique('opens');
+    const email = await stack.lc.sendTracked({ from: FROM, to: [to], subject: 'S', text: 'T', policy: { ...fast, deliveryDeadline: '8s', maxHistoryEvents: 60 } });
+    const id = (await email.waitFor(sentWithId, { timeoutMs: 20_000 })).attempts[0]!.sesMessageId!;
+    await signal(email, 'Delivery', [to], id);
+    const base = Date.now();
+    const at = (i: number) => new Date(base + 1_000 + i).toISOString();
+    for (let i = 0; i < 30; i++) await signal(email, 'Open', [to], id, { at: at(i) });
+    // A duplicate of the first open, after continue-as-new, is still recognised.
+    await signal(email, 'Open', [to], id, { at: at(0) });
+    const final = await email.result();
+    expect(final.recipients[0]).toMatchObject({ status: 'delivered', opens: 30 });
+    expect(final.eventsRecorded).toBe(31);
+    const { client } = await getTestConnection();
+    const runs = [];
+    for await (const wf of client.workflow.list({ query: `WorkflowId = "${email.id}"` })) runs.push(wf.status.name);
+    expect(runs.filter((r) => r === 'CONTINUED_AS_NEW').length).toBeGreaterThanOrEqual(1);
   });
 
   it('validates input before anything starts, naming the field', async () => {

@@ -63,8 +63,6 @@ const { suppressAddress } = proxyActivities<Activities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5m' },
 });
 
-/** Continue-as-new well before Temporal's history limits (50k events / 50 MB). */
-const HISTORY_EVENTS_LIMIT = 8_000;
 const SEND_RETRY_INITIAL_MS = 1_000;
 const SEND_RETRY_MAX_MS = 60_000;
 const MAX_AMBIGUOUS_RESENDS = 3;
@@ -273,7 +271,7 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
       arm(windowEndsAt);
     }
 
-    if (workflowInfo().historyLength > HISTORY_EVENTS_LIMIT || workflowInfo().continueAsNewSuggested) {
+    if (workflowInfo().historyLength > policy.maxHistoryEvents || workflowInfo().continueAsNewSuggested) {
       const next: CarriedState = {
         events: events.values().map(compactEvent),
         attempts: facts.attempts,
