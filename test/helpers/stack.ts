@@ -2,7 +2,7 @@
  * A real lifecycle stack for integration tests: the local SES sandbox over HTTP, a real SESv2
  * client, and a real Temporal worker on its own task queue against the shared dev server.
  */
-import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, DefaultLogger, makeTelemetryFilterString, type Worker } from '@temporalio/worker';
 import type { SESv2Client } from '@aws-sdk/client-sesv2';
 import { inject } from 'vitest';
 import { LifecycleClient } from '../../src/client';
@@ -16,7 +16,12 @@ export function quietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
-    Runtime.install({ logger: new DefaultLogger(process.env.TEMPORAL_TEST_VERBOSE ? 'INFO' : 'WARN') });
+    const verbose = Boolean(process.env.TEMPORAL_TEST_VERBOSE);
+    Runtime.install({
+      logger: new DefaultLogger(verbose ? 'INFO' : 'WARN'),
+      // Core's own retries while a test stops Temporal on purpose are expected: keep them quiet.
+      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: verbose ? 'WARN' : 'ERROR', other: 'ERROR' }), console: {} } },
+    });
   } catch {
     // already installed by another helper in this process
   }
