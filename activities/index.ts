@@ -11,7 +11,9 @@ import {
   type SendEmailCommandInput,
 } from '@aws-sdk/client-sesv2';
 import { ApplicationFailure } from '@temporalio/common';
-import { ErrorType, LIFECYCLE_HEADER, LIFECYCLE_TAG, type EmailMessage } from '../src/definitions';
+import { CALLBACK_HEADERS, signCallback } from '../src/callbacks';
+import { ErrorType, LIFECYCLE_HEADER, LIFECYCLE_TAG, type CallbackPayload, type EmailMessage } from '../src/definitions';
+import { workerMetrics } from '../src/metrics';
 import { classifySesError, toApplicationFailure } from './ses-errors';
 
 /** Dependencies of the activities. */
@@ -19,6 +21,10 @@ export interface ActivityDeps {
   ses: SESv2Client;
   /** Default configuration set for sends that name none. */
   configurationSetName?: string;
+  /** HMAC secret for app callbacks (never in workflow history). Callbacks fail without it. */
+  callbackSecret?: string;
+  /** Timeout of one callback POST. Default 10 s. */
+  callbackTimeoutMs?: number;
 }
 
 /** Input of {@link createActivities}' `sendEmail`. */
@@ -83,6 +89,7 @@ export function createActivities(deps: ActivityDeps) {
       const bcc = keep(input.recipients.bcc);
       const sentTo = [...to, ...cc, ...bcc];
       if (sentTo.length === 0) {
+        workerMetrics.sends.inc({ outcome: 'suppressed-skip' });
         log.info('all recipients suppressed; SendEmail not called', { lifecycleId: input.lifecycleId, suppressed });
         return { sentTo, suppressed };
       }
@@ -113,6 +120,8 @@ export function createActivities(deps: ActivityDeps) {
       try {
         const out = await ses.send(new SendEmailCommand(command));
         if (!out.MessageId) throw ApplicationFailure.nonRetryable('SendEmail returned no MessageId', ErrorType.SesAmbiguous);
+        workerMetrics.sendLatency.observe((Date.now() - started) / 1000);
+        workerMetrics.sends.inc({ outcome: 'accepted' });
         log.info('SendEmail accepted', {
           lifecycleId: input.lifecycleId,
           sesMessageId: out.MessageId,
@@ -124,6 +133,8 @@ export function createActivities(deps: ActivityDeps) {
       } catch (err) {
         if (err instanceof ApplicationFailure) throw err;
         const c = classifySesError(err);
+        workerMetrics.sesErrors.inc({ type: c.type, operation: 'SendEmail' });
+        workerMetrics.sends.inc({ outcome: 'error' });
         log.warn('SendEmail failed', { lifecycleId: input.lifecycleId, errorType: c.type, disposition: c.disposition, error: (err as Error).name });
         throw toApplicationFailure(err, 'SendEmail');
       }
@@ -135,8 +146,45 @@ export function createActivities(deps: ActivityDeps) {
         await ses.send(new PutSuppressedDestinationCommand({ EmailAddress: input.email, Reason: input.reason }));
         log.info('address suppressed', { lifecycleId: input.lifecycleId, reason: input.reason });
       } catch (err) {
+        workerMetrics.sesErrors.inc({ type: classifySesError(err).type, operation: 'PutSuppressedDestination' });
         throw toApplicationFailure(err, 'PutSuppressedDestination');
       }
+    },
+
+    /**
+     * POSTs a signed state change to the app's callback URL. 2xx = done; 408/429/5xx and network
+     * errors are retried by Temporal; other 4xx mean the app refuses it for good.
+     */
+    async notifyCallback(input: { url: string; payload: CallbackPayload }): Promise<{ status: number }> {
+      if (!deps.callbackSecret) {
+        throw ApplicationFailure.nonRetryable('callbacks need CALLBACK_SECRET on the worker', ErrorType.CallbackRejected);
+      }
+      const body = JSON.stringify(input.payload);
+      const timestamp = Math.floor(Date.now() / 1000);
+      let res: Response;
+      try {
+        res = await fetch(input.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': 'ses-lifecycle-callback/1',
+            [CALLBACK_HEADERS.eventId]: input.payload.eventId,
+            [CALLBACK_HEADERS.timestamp]: String(timestamp),
+            [CALLBACK_HEADERS.signature]: signCallback(deps.callbackSecret, timestamp, body),
+          },
+          body,
+          redirect: 'manual',
+          signal: AbortSignal.timeout(deps.callbackTimeoutMs ?? 10_000),
+        });
+        await res.arrayBuffer().catch(() => undefined);
+      } catch (err) {
+        throw ApplicationFailure.retryable(`callback POST failed: ${(err as Error).name}`, 'CallbackUnreachable');
+      }
+      if (res.status >= 200 && res.status < 300) return { status: res.status };
+      if (res.status === 408 || res.status === 429 || res.status >= 500) {
+        throw ApplicationFailure.retryable(`callback answered ${res.status}`, 'CallbackUnavailable');
+      }
+      throw ApplicationFailure.nonRetryable(`callback answered ${res.status}`, ErrorType.CallbackRejected);
     },
   };
 }

@@ -20,6 +20,17 @@ import { startStack, temporalConnectionOptions } from './stack';
 import { startWebhookServer } from './webhook';
 import { createLifecycleWorker, createSesClient } from './worker';
 import { ensureSearchAttributes } from './search-attributes';
+import { createVisibilityMetrics, workerMetrics } from './metrics';
+import Fastify from 'fastify';
+import type { Registry } from 'prom-client';
+
+/** A tiny /metrics server for a standalone worker process. */
+async function serveMetrics(registry: Registry, port: number): Promise<{ close(): Promise<void> }> {
+  const app = Fastify({ logger: false });
+  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  await app.listen({ host: '0.0.0.0', port });
+  return { close: () => app.close() };
+}
 
 /** Address of Temporal for client commands: the configured cluster, else the embedded dev server's port. */
 function temporalAddress(config: Readonly<Config>): string {
@@ -137,7 +148,10 @@ export function buildProgram(): Command {
       const config = loadConfig();
       const { client, connection } = await connectClient(config);
       try {
-        const lc = new LifecycleClient(client, { taskQueue: config.temporal.taskQueue });
+        const lc = new LifecycleClient(client, {
+          taskQueue: config.temporal.taskQueue,
+          ...(config.callbacks.defaultUrl !== undefined ? { defaultCallbackUrl: config.callbacks.defaultUrl } : {}),
+        });
         const email = await lc.sendTracked(
           {
             from: o.from,
@@ -260,11 +274,14 @@ export function buildProgram(): Command {
         ses: sesClientFor(config),
         configurationSetName: config.aws.configurationSetName,
         paceToSendRate: config.aws.paceToSendRate,
+        ...(config.callbacks.secret !== undefined ? { callbackSecret: config.callbacks.secret } : {}),
       });
+      const metricsServer = config.workerMetricsPort > 0 ? await serveMetrics(workerMetrics.registry, config.workerMetricsPort) : undefined;
       console.log(`worker running on task queue ${config.temporal.taskQueue} at ${address}`);
       const running = worker.run();
       await Promise.race([running, waitForShutdown().then(() => worker.shutdown())]);
       await running;
+      await metricsServer?.close();
       await connection.close();
     });
 
@@ -283,6 +300,7 @@ export function buildProgram(): Command {
         rawMessageDelivery: config.webhook.rawMessageDelivery,
         replayWindowMs: durationMs(config.webhook.replayWindow),
         logger: pino({ level: config.logLevel }),
+        metricsRegistries: [createVisibilityMetrics(client)],
       });
       console.log(`webhook listening at ${server.url}${config.webhook.path}`);
       await waitForShutdown();

@@ -167,6 +167,8 @@ export interface ConnectOptions {
   /** Temporal Cloud API key (implies TLS). */
   apiKey?: string;
   taskQueue?: string;
+  /** Callback URL for sends that name none. */
+  defaultCallbackUrl?: string;
 }
 
 /** Signature of the `messageLifecycle` workflow, for typed handles. */
@@ -212,13 +214,17 @@ export class TrackedEmail {
 export class LifecycleClient {
   readonly taskQueue: string;
 
+  /** Callback URL used when a send names none (`CALLBACK_URL`). */
+  readonly defaultCallbackUrl: string | undefined;
+
   constructor(
     /** The underlying Temporal client (shared, not owned unless created by `connect`). */
     readonly temporal: Client,
-    opts: { taskQueue?: string } = {},
+    opts: { taskQueue?: string; defaultCallbackUrl?: string } = {},
     private readonly ownedConnection?: Connection,
   ) {
     this.taskQueue = opts.taskQueue ?? TASK_QUEUE;
+    this.defaultCallbackUrl = opts.defaultCallbackUrl;
   }
 
   /** Connects to Temporal. @throws the SDK's connection error when the server is unreachable. */
@@ -229,7 +235,11 @@ export class LifecycleClient {
       ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey, tls: opts.tls ?? true } : {}),
     });
     const client = new Client({ connection, namespace: opts.namespace ?? 'default' });
-    return new LifecycleClient(client, opts.taskQueue !== undefined ? { taskQueue: opts.taskQueue } : {}, connection);
+    return new LifecycleClient(
+      client,
+      { ...(opts.taskQueue !== undefined ? { taskQueue: opts.taskQueue } : {}), ...(opts.defaultCallbackUrl !== undefined ? { defaultCallbackUrl: opts.defaultCallbackUrl } : {}) },
+      connection,
+    );
   }
 
   /**
@@ -242,7 +252,7 @@ export class LifecycleClient {
   async sendTracked(input: SendTrackedInput, opts: SendTrackedOptions = {}): Promise<TrackedEmail> {
     const valid = validateSendInput(input);
     const lifecycleId = lifecycleIdFor(opts.idempotencyKey);
-    const { configurationSetName, policy, callbackUrl, ...message } = valid;
+    const { configurationSetName, policy, callbackUrl = this.defaultCallbackUrl, ...message } = valid;
     const wfInput: MessageLifecycleInput = {
       lifecycleId,
       message,

@@ -51,6 +51,9 @@ export const ENV_SCHEMA = {
   WEBHOOK_HOST: z.string().min(1).default('127.0.0.1').describe('Webhook listen address'),
   WEBHOOK_PORT: port.default(3000).describe('Webhook listen port'),
   WEBHOOK_PATH: z.string().regex(/^\/[A-Za-z0-9/_-]*$/).default('/sns').describe('Webhook route for SNS'),
+  CALLBACK_URL: z.url({ protocol: /^https?$/ }).optional().describe('Default app callback URL for state changes (per-send callbackUrl overrides)'),
+  CALLBACK_SECRET: z.string().min(16, 'at least 16 characters').optional().describe('HMAC-SHA256 secret that signs callbacks (required for callbacks; never logged)'),
+  WORKER_METRICS_PORT: port.default(9464).describe('Prometheus /metrics of a standalone `worker` process (0 = off)'),
   SANDBOX_PORT: port.default(4566).describe('Local SES sandbox HTTP API port'),
   SANDBOX_HTTPS_PORT: port.default(4567).describe('Local SES sandbox HTTPS port (certificates, SubscribeURL)'),
 } as const;
@@ -82,6 +85,8 @@ export interface Config {
     replayWindow: string;
   };
   sandbox: { port: number; httpsPort: number };
+  callbacks: { defaultUrl?: string; secret?: string };
+  workerMetricsPort: number;
 }
 
 /**
@@ -106,6 +111,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (e.SNS_ALLOWED_TOPIC_ARNS.length === 0) {
       throw new ConfigError('invalid SNS_ALLOWED_TOPIC_ARNS: required in aws mode (the webhook must only accept your own topics)', 'SNS_ALLOWED_TOPIC_ARNS');
     }
+  }
+  if (e.CALLBACK_URL !== undefined && e.CALLBACK_SECRET === undefined) {
+    throw new ConfigError('invalid CALLBACK_SECRET: required when CALLBACK_URL is set (callbacks are always signed)', 'CALLBACK_SECRET');
   }
   if ((e.TEMPORAL_TLS_CERT_PATH === undefined) !== (e.TEMPORAL_TLS_KEY_PATH === undefined)) {
     const missing = e.TEMPORAL_TLS_CERT_PATH === undefined ? 'TEMPORAL_TLS_CERT_PATH' : 'TEMPORAL_TLS_KEY_PATH';
@@ -142,6 +150,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       replayWindow: e.SNS_REPLAY_WINDOW,
     },
     sandbox: { port: e.SANDBOX_PORT, httpsPort: e.SANDBOX_HTTPS_PORT },
+    callbacks: {
+      ...(e.CALLBACK_URL !== undefined ? { defaultUrl: e.CALLBACK_URL } : {}),
+      ...(e.CALLBACK_SECRET !== undefined ? { secret: e.CALLBACK_SECRET } : {}),
+    },
+    workerMetricsPort: e.WORKER_METRICS_PORT,
   };
   return deepFreeze(config);
 }

@@ -147,6 +147,8 @@ export interface CarriedState {
   deadlinePassed: boolean;
   followUps: FollowUp[];
   suppressionsDone: string[];
+  /** Callbacks not yet delivered, the last sequence number used, and the last state notified. */
+  callbacks?: { queue: CallbackPayload[]; seq: number; last?: string };
   /** Epoch ms of the delivery deadline / end of the complaint window, when set. */
   deadlineAt?: number;
   windowEndsAt?: number;
@@ -162,6 +164,17 @@ export interface OrphanLifecycleInput {
   suppressOnHardBounce?: boolean;
   suppressOnComplaint?: boolean;
   carried?: { events: SesEvent[]; followUps: FollowUp[]; suppressionsDone: string[] };
+}
+
+/** Body of an app callback (one per state change; `eventId` is stable across retries). */
+export interface CallbackPayload {
+  eventId: string;
+  lifecycleId: string;
+  status: string;
+  phase: LifecycleStatus['phase'];
+  recipients: { email: string; status: string; bounceType?: string; bounceSubType?: string }[];
+  sesMessageIds: string[];
+  at: string;
 }
 
 /** Final result of a lifecycle: the per-recipient summary. */

@@ -17,6 +17,7 @@ import { resolveTemporalCli, startDevServer, startDevServerViaSdkDownload, type 
 import { startWebhookServer, type WebhookServer } from './webhook';
 import { createLifecycleWorker, createSesClient } from './worker';
 import { ensureSearchAttributes } from './search-attributes';
+import { createVisibilityMetrics, workerMetrics } from './metrics';
 
 /** Options of {@link startStack}. */
 export interface StackOptions {
@@ -186,6 +187,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       rawMessageDelivery: config.webhook.rawMessageDelivery,
       replayWindowMs: durationMs(config.webhook.replayWindow),
       logger: logger.child({ component: 'webhook' }),
+      metricsRegistries: [workerMetrics.registry, createVisibilityMetrics(client)],
       ...(sandbox && sandboxHost ? { certHostPattern: sandboxHost, subscribeHostPattern: sandboxHost, extraCaPem: sandbox.caCertPem } : {}),
     });
     stops.push(() => webhook.close());
@@ -215,6 +217,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
         ses,
         configurationSetName: config.aws.configurationSetName,
         paceToSendRate: config.aws.paceToSendRate,
+        ...(config.callbacks.secret !== undefined ? { callbackSecret: config.callbacks.secret } : {}),
         ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
       });
       const running = w.run();
@@ -226,7 +229,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       worker = w;
     }
 
-    const lc = new LifecycleClient(client, { taskQueue });
+    const lc = new LifecycleClient(client, { taskQueue, ...(config.callbacks.defaultUrl !== undefined ? { defaultCallbackUrl: config.callbacks.defaultUrl } : {}) });
     return {
       temporalAddress: address,
       namespace,

@@ -42,6 +42,8 @@ export interface LifecycleWorkerOptions {
   ses: SESv2Client;
   /** Default configuration set for sends that name none. */
   configurationSetName?: string;
+  /** HMAC secret for app callbacks. */
+  callbackSecret?: string;
   /**
    * Pace SES calls on this task queue to the account's MaxSendRate (read from GetAccount at
    * start) instead of only retrying 429s. Server-enforced across all workers of the queue.
@@ -70,7 +72,11 @@ export async function createLifecycleWorker(opts: LifecycleWorkerOptions): Promi
     namespace: opts.namespace ?? 'default',
     taskQueue: opts.taskQueue ?? TASK_QUEUE,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ ses: opts.ses, ...(opts.configurationSetName !== undefined ? { configurationSetName: opts.configurationSetName } : {}) }),
+    activities: createActivities({
+      ses: opts.ses,
+      ...(opts.configurationSetName !== undefined ? { configurationSetName: opts.configurationSetName } : {}),
+      ...(opts.callbackSecret !== undefined ? { callbackSecret: opts.callbackSecret } : {}),
+    }),
     ...(maxTaskQueueActivitiesPerSecond !== undefined ? { maxTaskQueueActivitiesPerSecond } : {}),
     ...opts.tuning,
   });

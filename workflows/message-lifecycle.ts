@@ -29,6 +29,7 @@ import {
   SA,
   sesEventSignal,
   statusQuery,
+  type CallbackPayload,
   type CarriedState,
   type FollowUp,
   type LifecyclePolicy,
@@ -61,6 +62,13 @@ const { sendEmail } = proxyActivities<Activities>({
 const { suppressAddress } = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5m' },
+});
+
+/** App callbacks: retried with backoff for a day; 4xx answers (CallbackRejected) are final. */
+const { notifyCallback } = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: '24h',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10m', nonRetryableErrorTypes: [ErrorType.CallbackRejected] },
 });
 
 const SEND_RETRY_INITIAL_MS = 1_000;
@@ -119,6 +127,50 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
     lastIds = ids;
     setCurrentDetails(renderDetails(snapshot(s)));
   };
+
+  // App callbacks (rule: one signed POST per state change), delivered in order by one
+  // coroutine so a slow app never blocks event processing.
+  const callbackQueue: CallbackPayload[] = carried?.callbacks?.queue ?? [];
+  let callbackSeq = carried?.callbacks?.seq ?? 0;
+  let lastNotified = carried?.callbacks?.last;
+  let callbackInFlight = false;
+  const queueCallback = (s: LifecycleSummary): void => {
+    if (!input.callbackUrl) return;
+    const fingerprint = [phase === 'completed' ? 'final' : '', s.status, ...s.recipients.map((r) => `${r.email}=${r.status}`)].join('|');
+    if (fingerprint === lastNotified) return;
+    lastNotified = fingerprint;
+    callbackSeq += 1;
+    callbackQueue.push({
+      eventId: `${input.lifecycleId}:${callbackSeq}`,
+      lifecycleId: input.lifecycleId,
+      status: s.status,
+      phase,
+      recipients: s.recipients.map((r) => ({
+        email: r.email,
+        status: r.status,
+        ...(r.bounceType !== undefined ? { bounceType: r.bounceType } : {}),
+        ...(r.bounceSubType !== undefined ? { bounceSubType: r.bounceSubType } : {}),
+      })),
+      sesMessageIds: s.sesMessageIds,
+      at: iso(),
+    });
+  };
+  const deliverCallbacks = async (url: string): Promise<never> => {
+    for (;;) {
+      await condition(() => callbackQueue.length > 0);
+      callbackInFlight = true;
+      const payload = callbackQueue[0]!;
+      try {
+        await notifyCallback({ url, payload });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        followUps.push({ kind: 'callback', at: iso(), detail: `${payload.eventId} not delivered: ${err instanceof ActivityFailure && err.cause ? err.cause.message : String(err)}` });
+      }
+      callbackQueue.shift();
+      callbackInFlight = false;
+    }
+  };
+  if (input.callbackUrl) void deliverCallbacks(input.callbackUrl);
 
   /** Recipients of an attempt, split back into To/Cc/Bcc as the original message had them. */
   const split = (recipients: string[]) => {
@@ -218,6 +270,7 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
   for (;;) {
     const s = summary();
     syncSearchAttributes(s);
+    queueCallback(s);
 
     // Follow-up: suppression of hard bounces and complaints (rule 5).
     for (const { email, reason } of toSuppress(s.recipients)) {
@@ -279,6 +332,7 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
         deadlinePassed: facts.deadlinePassed,
         followUps: followUps.slice(-100),
         suppressionsDone: [...suppressionsDone],
+        callbacks: { queue: callbackQueue, seq: callbackSeq, ...(lastNotified !== undefined ? { last: lastNotified } : {}) },
         ...(facts.sendError ? { sendError: facts.sendError } : {}),
         ...(deadlineAt !== undefined ? { deadlineAt } : {}),
         ...(windowEndsAt !== undefined ? { windowEndsAt } : {}),
@@ -293,6 +347,9 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
   phase = 'completed';
   const final = snapshot();
   syncSearchAttributes(final);
+  queueCallback(final);
+  // The final state change is delivered before the lifecycle completes.
+  await condition(() => callbackQueue.length === 0 && !callbackInFlight);
   return final;
 }
 

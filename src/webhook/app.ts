@@ -3,6 +3,7 @@
  * `server.ts` is the only file that listens).
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
 import { healthRoutes, TemporalReadiness } from './health';
 import { WebhookMetrics } from './metrics';
 import { resolveWebhookOptions, type WebhookOptions } from './options';
@@ -33,7 +34,10 @@ export function webhookMetricsOf(app: FastifyInstance): WebhookMetrics | undefin
 export async function buildWebhookApp(opts: WebhookOptions): Promise<FastifyInstance> {
   const options = resolveWebhookOptions(opts);
   if (options.extraCaPem !== undefined) trustExtraCaForCertificateFetches(options.extraCaPem);
-  const metrics = opts.metrics instanceof WebhookMetrics ? opts.metrics : new WebhookMetrics(opts.metrics ?? {});
+  // Each app has its own registry (several apps may live in one process, e.g. tests); /metrics
+  // serves it merged with the registries the caller adds (worker metrics, visibility gauges).
+  const registry = opts.metrics instanceof WebhookMetrics ? undefined : (opts.metrics?.registry ?? new Registry());
+  const metrics = opts.metrics instanceof WebhookMetrics ? opts.metrics : new WebhookMetrics({ registry: registry! });
 
   const logger = opts.logger ?? { level: 'info' };
   const app = Fastify({
@@ -73,5 +77,12 @@ export async function buildWebhookApp(opts: WebhookOptions): Promise<FastifyInst
 
   await app.register(healthRoutes, { readiness: new TemporalReadiness(options.client, { timeoutMs: options.readinessTimeoutMs }) });
   await app.register(snsRoute, { options, verifier, router, metrics });
+  if (opts.metricsRegistries !== false) {
+    const registries = [...(registry ? [registry] : []), ...(opts.metricsRegistries ?? [])];
+    app.get('/metrics', async (_request, reply) => {
+      const merged = Registry.merge(registries);
+      return reply.type(merged.contentType).send(await merged.metrics());
+    });
+  }
   return app;
 }

@@ -68,6 +68,8 @@ export class WebhookMetrics {
     unavailable: {},
   };
   private readonly counter: Counter<'outcome' | 'reason'> | undefined;
+  private readonly events: Counter<'type'> | undefined;
+  private readonly eventCounts: Record<string, number> = {};
 
   /**
    * @param opts.registry prom-client registry to register `ses_webhook_requests_total` in.
@@ -82,6 +84,21 @@ export class WebhookMetrics {
           registers: [opts.registry],
         })
       : undefined;
+    this.events = opts.registry
+      ? new Counter({ name: 'ses_events_total', help: 'SES events recorded by the webhook, by event type', labelNames: ['type'], registers: [opts.registry] })
+      : undefined;
+  }
+
+  /** Counts one recorded SES event by type (unknown future types are counted as `Unknown`). */
+  event(type: string): void {
+    const label = type.startsWith('Unknown:') ? 'Unknown' : type;
+    this.eventCounts[label] = (this.eventCounts[label] ?? 0) + 1;
+    this.events?.inc({ type: label });
+  }
+
+  /** Recorded events by type so far. */
+  eventsByType(): Record<string, number> {
+    return { ...this.eventCounts };
   }
 
   /** Counts one outcome. `signalled` and `orphaned` also count as `recorded`. */

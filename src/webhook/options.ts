@@ -55,6 +55,11 @@ export interface WebhookOptions {
   orphanIdleTimeout?: Duration;
   /** Counters to update (create one to read them); or a prom-client registry to register them in. */
   metrics?: WebhookMetrics | { registry: Registry };
+  /**
+   * Extra registries served at `GET /metrics` with the webhook's own (worker metrics, visibility
+   * gauges). `false` disables the route. Default: the webhook's own metrics only.
+   */
+  metricsRegistries?: Registry[] | false;
   /** Socket idle / whole-request timeouts, so slow bodies are cut off. Default 10 000 ms each. */
   connectionTimeoutMs?: number;
   requestTimeoutMs?: number;

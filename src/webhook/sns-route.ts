@@ -99,6 +99,7 @@ export const snsRoute: FastifyPluginCallback<SnsRouteOptions> = (app, { options,
     try {
       const result = await router.record(event);
       metrics.inc(result.outcome);
+      if (result.outcome !== 'duplicate') metrics.event(event.type);
       elog.info({ outcome: result.outcome, workflowId: result.workflowId }, 'SES event routed');
       return ok(reply, result.outcome === 'duplicate' ? 'duplicate' : 'recorded');
     } catch (err) {
