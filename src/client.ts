@@ -103,6 +103,7 @@ const inputSchema = z
         maxSendAttempts: z.number().int().min(1).max(10).optional(),
         resendBackoff: duration.optional(),
         ambiguousSendWait: duration.optional(),
+        sendTimeout: duration.optional(),
         suppressOnHardBounce: z.boolean().optional(),
         suppressOnComplaint: z.boolean().optional(),
         checkSuppressionBeforeSend: z.boolean().optional(),

@@ -85,6 +85,8 @@ export interface LifecyclePolicy {
   resendBackoff: Duration;
   /** After an ambiguous send, wait this long for a Send event before resending. Default 5m. */
   ambiguousSendWait: Duration;
+  /** Upper bound of one sendEmail activity (suppression check + SendEmail); a crashed worker is detected after it. Default 30s. */
+  sendTimeout: Duration;
   /** Suppress hard-bounced and complained addresses. Default true. */
   suppressOnHardBounce: boolean;
   suppressOnComplaint: boolean;
@@ -104,6 +106,7 @@ export const DEFAULT_POLICY: Readonly<LifecyclePolicy> = Object.freeze({
   maxSendAttempts: 3,
   resendBackoff: '15m',
   ambiguousSendWait: '5m',
+  sendTimeout: '30s',
   suppressOnHardBounce: true,
   suppressOnComplaint: true,
   checkSuppressionBeforeSend: true,

@@ -52,11 +52,6 @@ import {
 } from '../src/lifecycle';
 import { compactEvent, latestEvents, renderDetails } from './common';
 
-/** One schedule per SendEmail: the workflow owns retries so that ambiguous outcomes are never retried blindly. */
-const { sendEmail } = proxyActivities<Activities>({
-  startToCloseTimeout: '30s',
-  retry: { maximumAttempts: 1 },
-});
 
 /** Suppression is idempotent: let Temporal retry it freely. */
 const { suppressAddress } = proxyActivities<Activities>({
@@ -82,6 +77,13 @@ const MAX_AMBIGUOUS_RESENDS = 3;
  */
 export async function messageLifecycle(input: MessageLifecycleInput): Promise<LifecycleResult> {
   const policy: LifecyclePolicy = { ...DEFAULT_POLICY, ...input.policy };
+  // One schedule per SendEmail: the workflow owns retries so that an ambiguous outcome (timeout,
+  // reset, worker crash) is never retried blindly. The timeout bounds how long a crashed worker
+  // holds a send.
+  const { sendEmail } = proxyActivities<Activities>({
+    startToCloseTimeout: durationMs(policy.sendTimeout),
+    retry: { maximumAttempts: 1 },
+  });
   const m = input.message;
   const carried: CarriedState | undefined = input.carried;
   const facts: LifecycleFacts = carried
