@@ -61,7 +61,7 @@ beforeAll(async () => {
   }
 }, 120_000);
 
-afterAll(async () => {
+afterAll(() => {
   if (dev && dev.exitCode === null) dev.kill('SIGKILL');
   rmSync(dataDir, { recursive: true, force: true });
 });
