@@ -59,14 +59,31 @@ export interface RunningStack {
 
 let runtimeInstalled = false;
 /**
- * Routes the Temporal SDK's own logs (worker state changes and the like) at WARN unless the
- * config asks for debug/trace. Must run before the first worker is created; later calls no-op.
+ * Routes the Temporal SDK's logs into pino, so worker, activity and workflow lines are structured
+ * like the webhook's (activity and workflow lines carry `workflowId`, which is the lifecycle id,
+ * plus our `lifecycleId`/`sesMessageId` fields). The SDK's own chatter (worker state changes) is
+ * kept at WARN unless the level is debug/trace. Must run before the first worker is created;
+ * later calls no-op.
  */
-export function installTemporalLogging(level: Config['logLevel']): void {
+export function installTemporalLogging(level: Config['logLevel'], logger?: Logger): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
+  const verbose = level === 'trace' || level === 'debug';
   try {
-    Runtime.install({ logger: new DefaultLogger(level === 'trace' ? 'TRACE' : level === 'debug' ? 'DEBUG' : 'WARN') });
+    Runtime.install({
+      logger: new DefaultLogger(level === 'trace' ? 'TRACE' : level === 'debug' ? 'DEBUG' : 'INFO', (entry) => {
+        // The activity task token can complete an activity: never log it.
+        const { taskToken: _taskToken, ...meta } = (entry.meta ?? {}) as Record<string, unknown>;
+        const fromUserCode = meta.sdkComponent === 'activity' || meta.sdkComponent === 'workflow';
+        if (!verbose && !fromUserCode && (entry.level === 'INFO' || entry.level === 'DEBUG' || entry.level === 'TRACE')) return;
+        if (!logger) {
+          console.error(`${entry.level} ${entry.message}`);
+          return;
+        }
+        const method = entry.level === 'TRACE' ? 'trace' : entry.level === 'DEBUG' ? 'debug' : entry.level === 'INFO' ? 'info' : entry.level === 'WARN' ? 'warn' : 'error';
+        logger[method]({ component: 'worker', ...meta }, entry.message);
+      }),
+    });
   } catch {
     // A runtime already exists (e.g. a test harness installed one): keep it.
   }
@@ -121,7 +138,7 @@ function escapeRegExp(s: string): string {
 export async function startStack(opts: StackOptions): Promise<RunningStack> {
   const { config } = opts;
   const logger = opts.logger ?? pino({ level: config.logLevel });
-  installTemporalLogging(config.logLevel);
+  installTemporalLogging(config.logLevel, logger);
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async (): Promise<void> => {
     for (const stop of stops.splice(0).reverse()) {

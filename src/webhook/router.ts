@@ -165,6 +165,12 @@ export class EventRouter {
         { key: SA.kind, value: 'orphan' },
         { key: SA.sesMessageIds, value: [event.sesMessageId] },
       ],
+      staticSummary: `Orphan SES events for message ${event.sesMessageId}`.slice(0, 200),
+      staticDetails: [
+        `Events for SES message **${event.sesMessageId}** whose lifecycle is unknown or already closed.`,
+        input.claimedLifecycleId ? `They name lifecycle **${input.claimedLifecycleId}**.` : 'They name no lifecycle (sent outside sendTracked?).',
+        'Recorded here; hard bounces and complaints are still suppressed.',
+      ].join('\n\n'),
     });
     return { outcome: 'orphaned', workflowId };
   }
