@@ -26,8 +26,7 @@ export function renderDetails(s: LifecycleStatus): string {
   const lines = [
     `**${s.kind === 'orphan' ? 'Orphan events' : 'Email'}: ${s.status}** (phase: ${s.phase})`,
     '',
-    '| recipient | status | detail |',
-    '|---|---|---|',
+    // One bullet per recipient: the Web UI renders markdown tables without borders or padding.
     ...s.recipients.map((r) => {
       const detail = [
         r.bounceType ? `${r.bounceType}/${r.bounceSubType ?? ''}` : '',
@@ -38,15 +37,16 @@ export function renderDetails(s: LifecycleStatus): string {
       ]
         .filter(Boolean)
         .join('; ');
-      return `| ${r.email} | ${r.status} | ${detail} |`;
+      return `- ${r.email}: **${r.status}**${detail ? ` (${detail})` : ''}`;
     }),
     '',
     `SES message ids: ${s.sesMessageIds.join(', ') || '—'}`,
     '',
     'Latest events:',
+    '',
     ...s.latestEvents.slice(-10).map((e) => `- ${e.timestamp} ${e.type} ${e.recipients.join(', ')}`),
   ];
-  if (s.followUps.length) lines.push('', 'Follow-ups:', ...s.followUps.slice(-10).map((f) => `- ${f.at} ${f.kind}: ${f.detail}`));
+  if (s.followUps.length) lines.push('', 'Follow-ups:', '', ...s.followUps.slice(-10).map((f) => `- ${f.at} ${f.kind}: ${f.detail}`));
   if (s.sendError) lines.push('', `Send error: ${s.sendError.type}: ${s.sendError.message}`);
   return lines.join('\n');
 }
