@@ -20,6 +20,7 @@ import { startStack, temporalConnectionOptions } from './stack';
 import { startWebhookServer } from './webhook';
 import { createLifecycleWorker, createSesClient } from './worker';
 import { ensureSearchAttributes } from './search-attributes';
+import { runInitAwsCli, type InitAwsCliOptions } from './init-aws';
 import { createVisibilityMetrics, workerMetrics } from './metrics';
 import Fastify from 'fastify';
 import type { Registry } from 'prom-client';
@@ -266,7 +267,11 @@ export function buildProgram(): Command {
       const address = temporalAddress(config);
       const connection = await NativeConnection.connect(config.temporal.address ? temporalConnectionOptions(config, address) : { address });
       const { client, connection: c2 } = await connectClient(config);
-      await ensureSearchAttributes(client, config.temporal.namespace).finally(() => c2.close());
+      // Registering search attributes needs the operator API; Temporal Cloud manages them in its
+      // own UI/tcld, so a refusal is a warning here, not a reason to refuse to start.
+      await ensureSearchAttributes(client, config.temporal.namespace)
+        .catch((err: unknown) => console.warn(`warning: ${(err as Error).message}`))
+        .finally(() => c2.close());
       const worker = await createLifecycleWorker({
         connection,
         namespace: config.temporal.namespace,
@@ -278,9 +283,8 @@ export function buildProgram(): Command {
       });
       const metricsServer = config.workerMetricsPort > 0 ? await serveMetrics(workerMetrics.registry, config.workerMetricsPort) : undefined;
       console.log(`worker running on task queue ${config.temporal.taskQueue} at ${address}`);
-      const running = worker.run();
-      await Promise.race([running, waitForShutdown().then(() => worker.shutdown())]);
-      await running;
+      // The SDK drains and stops the worker on SIGINT/SIGTERM by itself.
+      await worker.run();
       await metricsServer?.close();
       await connection.close();
     });
@@ -306,6 +310,18 @@ export function buildProgram(): Command {
       await waitForShutdown();
       await server.close();
       await connection.close();
+    });
+
+  program
+    .command('init-aws')
+    .description('create or reuse the SNS topic, SES configuration set, event destination (all event types) and the webhook subscription; idempotent')
+    .requiredOption('--webhook-url <url>', 'public https URL of the webhook SNS route, e.g. https://hooks.example.com/sns (http only in sandbox mode)')
+    .option('--topic-name <name>', 'SNS topic name (default <configuration set>-events)')
+    .option('--configuration-set <name>', 'SES configuration set (default SES_CONFIGURATION_SET)')
+    .option('--dry-run', 'print the plan; change nothing')
+    .option('--json', 'print JSON')
+    .action(async (o: InitAwsCliOptions) => {
+      await runInitAwsCli(o);
     });
 
   return program;
