@@ -79,7 +79,14 @@ describe('checkSigningCertUrl', () => {
         expect(legacy.path).toBe(r.url.pathname);
         expect(matchesWhole(HOST, legacy.host ?? '')).toBe(true);
       }),
-      { numRuns: 1000 },
+      {
+        numRuns: 1000,
+        // Random generation rarely builds an acceptable URL: always exercise a few.
+        examples: [
+          ['https://sns.us-east-1.amazonaws.com/SimpleNotificationService-ab12.pem'],
+          ['https://sns.eu-west-1.amazonaws.com.cn/SimpleNotificationService-ab12.pem'],
+        ],
+      },
     );
     expect(accepted).toBeGreaterThan(0); // the property was exercised on accepted URLs too
   });
