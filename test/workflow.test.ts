@@ -186,16 +186,25 @@ describe('messageLifecycle (real Temporal, real SES client → sandbox)', () => 
     await signal(email, 'Delivery', [to], id);
     const base = Date.now();
     const at = (i: number) => new Date(base + 1_000 + i).toISOString();
-    for (let i = 0; i < 30; i++) await signal(email, 'Open', [to], id, { at: at(i) });
+    // One at a time, so that each signal costs its own workflow task (no batching): the history
+    // then certainly crosses the limit.
+    for (let i = 0; i < 30; i++) {
+      await signal(email, 'Open', [to], id, { at: at(i) });
+      await email.waitFor((st) => st.eventsRecorded === i + 2, { timeoutMs: 10_000, intervalMs: 50 });
+    }
     // A duplicate of the first open, after continue-as-new, is still recognised.
     await signal(email, 'Open', [to], id, { at: at(0) });
     const final = await email.result();
     expect(final.recipients[0]).toMatchObject({ status: 'delivered', opens: 30 });
     expect(final.eventsRecorded).toBe(31);
     const { client } = await getTestConnection();
-    const runs = [];
-    for await (const wf of client.workflow.list({ query: `WorkflowId = "${email.id}"` })) runs.push(wf.status.name);
-    expect(runs.filter((r) => r === 'CONTINUED_AS_NEW').length).toBeGreaterThanOrEqual(1);
+    const continued = async () => {
+      let n = 0;
+      for await (const wf of client.workflow.list({ query: `WorkflowId = "${email.id}"` })) if (wf.status.name === 'CONTINUED_AS_NEW') n += 1;
+      return n;
+    };
+    // Visibility is eventually consistent: poll.
+    await expect.poll(continued, { timeout: 15_000, interval: 300 }).toBeGreaterThanOrEqual(1);
   });
 
   it('validates input before anything starts, naming the field', async () => {

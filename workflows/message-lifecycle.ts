@@ -284,26 +284,31 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
     }
 
     // Follow-up: resend soft bounces after a backoff, up to the policy limit (rule 4). The
-    // decision is re-derived after the backoff: an out-of-office bounce that arrived before its
-    // Delivery looks soft until the Delivery shows up, and must not be resent.
+    // backoff is a timer, not a sleep: events keep being processed (a complaint during the
+    // backoff is suppressed at once), and the decision is re-derived when it ends (an
+    // out-of-office bounce that arrived before its Delivery looks soft until the Delivery shows
+    // up, and must not be resent).
     const soft = softBounced(s.recipients);
-    if (soft.length > 0 && facts.attempts.length < policy.maxSendAttempts && !facts.sendError) {
+    const resendPending = soft.length > 0 && facts.attempts.length < policy.maxSendAttempts && !facts.sendError;
+    if (resendPending) {
       if (resendDueAt === undefined) {
         resendDueAt = now() + durationMs(policy.resendBackoff) * 2 ** Math.max(0, facts.attempts.length - 1);
         phase = 'resend-backoff';
-        await sleep(Math.max(0, resendDueAt - now()));
+      }
+      if (now() >= resendDueAt) {
+        resendDueAt = undefined;
+        followUps.push({ kind: 'resend', at: iso(), detail: `${soft.join(', ')} (attempt ${facts.attempts.length + 1})` });
+        await sendAttempt(facts.attempts.length + 1, soft);
+        phase = 'awaiting-outcome';
         continue;
       }
+      arm(resendDueAt);
+    } else {
       resendDueAt = undefined;
-      followUps.push({ kind: 'resend', at: iso(), detail: `${soft.join(', ')} (attempt ${facts.attempts.length + 1})` });
-      await sendAttempt(facts.attempts.length + 1, soft);
-      phase = 'awaiting-outcome';
-      continue;
+      if (phase === 'resend-backoff') phase = 'awaiting-outcome';
     }
-    resendDueAt = undefined;
-    if (phase === 'resend-backoff') phase = 'awaiting-outcome';
 
-    const settled = s.recipients.every((r) => hasOutcome(r) || isTerminal(r.status));
+    const settled = !resendPending && s.recipients.every((r) => hasOutcome(r) || isTerminal(r.status));
     if (!settled && deadlineAt !== undefined && !facts.deadlinePassed) {
       if (now() >= deadlineAt) {
         facts.deadlinePassed = true;
