@@ -30,12 +30,25 @@ function readJsonl<T>(file: string): T[] {
     .map((l) => JSON.parse(l) as T);
 }
 
+/** The files only grow across runs: keep the newest record per key (records are appended in time order). */
+function newest<T>(records: T[], key: (r: T) => string): T[] {
+  const byKey = new Map<string, T>();
+  for (const r of records) byKey.set(key(r), r);
+  return [...byKey.values()];
+}
+
 function main(): void {
   const dir = path.join(__dirname, '..', 'test-artifacts', 'reliability');
   if (!existsSync(dir)) throw new Error(`no figures in ${dir}: run the reliability suites first (npm run test:reliability)`);
   const files = readdirSync(dir).filter((f) => f.endsWith('.jsonl'));
-  const faults = files.filter((f) => f.startsWith('faults')).flatMap((f) => readJsonl<FaultRecord>(path.join(dir, f)));
-  const hostile = files.filter((f) => f.startsWith('hostile')).flatMap((f) => readJsonl<HostileRecord>(path.join(dir, f)));
+  const faults = newest(
+    files.filter((f) => f.startsWith('faults')).flatMap((f) => readJsonl<FaultRecord>(path.join(dir, f))),
+    (r) => r.fault,
+  );
+  const hostile = newest(
+    files.filter((f) => f.startsWith('hostile')).flatMap((f) => readJsonl<HostileRecord>(path.join(dir, f))),
+    (r) => r.suite,
+  );
   const out: string[] = [];
   out.push('| fault | injected | survived | events published | events recorded | duplicate sends |', '|---|---|---|---|---|---|');
   for (const f of faults) {

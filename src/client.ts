@@ -69,7 +69,9 @@ const tagName = z
   .regex(TAG_CHARS, 'SES tag names allow only ASCII letters, digits, _ - . @')
   .refine((n) => !n.startsWith('ses:') && n !== 'lifecycle-id' && n !== 'lifecycle-attempt', 'reserved tag name');
 const tagValue = z.string().min(1).max(256).regex(TAG_CHARS, 'SES tag values allow only ASCII letters, digits, _ - . @');
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
+// SESv2 MessageHeader: name ≤126 characters (an RFC 5322 token), value printable ASCII ≤870.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,126}$/;
+const HEADER_VALUE = /^[ -~]{0,870}$/;
 const duration = z.union([z.number().nonnegative().finite(), z.string()]).refine((d) => {
   try {
     durationMs(d);
@@ -91,7 +93,7 @@ const inputSchema = z
     html: z.string().max(MAX_BODY_CHARS).optional(),
     tags: z.record(tagName, tagValue).refine((t) => Object.keys(t).length <= 48, 'at most 48 tags').optional(),
     headers: z
-      .record(z.string().regex(HEADER_NAME, 'invalid header name'), z.string().max(998).regex(NO_CRLF, 'must not contain CR or LF'))
+      .record(z.string().regex(HEADER_NAME, 'invalid header name'), z.string().regex(HEADER_VALUE, 'header values must be printable ASCII, at most 870 characters (no CR/LF)'))
       .refine((h) => Object.keys(h).every((k) => !/^(from|to|cc|bcc|subject|x-lifecycle-id|content-type|mime-version)$/i.test(k)), 'reserved header')
       .optional(),
     configurationSetName: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/).optional(),
@@ -144,7 +146,9 @@ export function validateSendInput(input: unknown): SendTrackedInput {
   const r = inputSchema.safeParse(input);
   if (!r.success) {
     const issue = r.error.issues[0]!;
-    const field = issue.path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '') || '(input)';
+    // Unknown keys: name the key itself, not its parent.
+    const path = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...issue.path, issue.keys[0]] : issue.path;
+    const field = path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '') || '(input)';
     throw new InvalidEmailInputError(`invalid ${field}: ${issue.message}`, field);
   }
   return r.data;

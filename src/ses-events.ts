@@ -97,6 +97,46 @@ function parsePart<T>(schema: z.ZodType<T>, value: unknown, path: string): T {
   return r.data;
 }
 
+/**
+ * JSON of a value, cut at `maxDepth` levels and `maxChars` characters: identity material for
+ * events whose fields we do not interpret, safe on hostile input (JSON.stringify of a value
+ * nested thousands of levels deep overflows the stack).
+ */
+export function boundedJson(value: unknown, maxDepth = 8, maxChars = 4096): string {
+  let out = '';
+  const walk = (v: unknown, depth: number): void => {
+    if (out.length >= maxChars) return;
+    if (v === null || typeof v !== 'object') {
+      out += JSON.stringify(v) ?? 'null';
+      return;
+    }
+    if (depth >= maxDepth) {
+      out += '"…"';
+      return;
+    }
+    if (Array.isArray(v)) {
+      out += '[';
+      v.forEach((x, i) => {
+        if (i) out += ',';
+        if (out.length < maxChars) walk(x, depth + 1);
+      });
+      out += ']';
+      return;
+    }
+    out += '{';
+    Object.keys(v)
+      .sort()
+      .forEach((k, i) => {
+        if (i) out += ',';
+        out += `${JSON.stringify(k)}:`;
+        if (out.length < maxChars) walk((v as Record<string, unknown>)[k], depth + 1);
+      });
+    out += '}';
+  };
+  walk(value, 0);
+  return out.slice(0, maxChars);
+}
+
 /** Computes a stable identity for an event from its content (rule 3: duplicates change nothing). */
 export function eventIdentity(parts: { type: string; sesMessageId: string; timestamp: string; recipients: readonly string[]; extra?: string }): string {
   const h = createHash('sha256');
@@ -213,15 +253,17 @@ export function parseSesEvent(value: unknown, opts: { snsMessageId?: string } = 
     case 'Subscription': {
       const s = parsePart(subscriptionSchema, obj.subscription, 'subscription');
       if (s.timestamp) timestamp = s.timestamp;
-      extra = `${s.contactList ?? ''}|${JSON.stringify(obj.subscription).slice(0, 2048)}`;
+      extra = `${s.contactList ?? ''}|${boundedJson(obj.subscription, 8, 2048)}`;
       details.subscription = {
         ...(s.contactList !== undefined ? { contactList: s.contactList } : {}),
         ...(s.source !== undefined ? { source: s.source } : {}),
       };
       break;
     }
+    case 'Send':
+      break; // type + message id + time + recipients identify it
     default:
-      extra = JSON.stringify(obj).slice(0, 4096);
+      extra = boundedJson(obj);
       break;
   }
   if (!timestamp) throw new SesEventParseError('invalid SES event: mail.timestamp is missing', 'mail.timestamp');

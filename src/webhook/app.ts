@@ -46,6 +46,14 @@ export async function buildWebhookApp(opts: WebhookOptions): Promise<FastifyInst
     // Slow-loris protection: idle sockets and slow bodies are cut off (SNS itself gives up at 15 s).
     connectionTimeout: opts.connectionTimeoutMs ?? 10_000,
     requestTimeout: opts.requestTimeoutMs ?? 10_000,
+    // Node enforces requestTimeout/headersTimeout only when it checks (every 30 s by default) and
+    // keeps a 60 s headersTimeout: give both to the server at creation, checked every second, so
+    // a body or headers dripped byte by byte is cut off close to requestTimeout.
+    http: {
+      requestTimeout: opts.requestTimeoutMs ?? 10_000,
+      headersTimeout: opts.requestTimeoutMs ?? 10_000,
+      connectionsCheckingInterval: Math.min(1_000, Math.max(100, Math.floor((opts.requestTimeoutMs ?? 10_000) / 4))),
+    },
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
   metricsByApp.set(app, metrics);
