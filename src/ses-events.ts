@@ -192,7 +192,7 @@ export function parseSesEvent(value: unknown, opts: { snsMessageId?: string } = 
       const b = parsePart(bounceSchema, obj.bounce, 'bounce');
       recipients = b.bouncedRecipients.map((r) => normalizeAddress(r.emailAddress));
       timestamp = b.timestamp;
-      extra = b.feedbackId ?? `${b.bounceType}/${b.bounceSubType}`;
+      extra = `${b.feedbackId ?? ''}|${b.bounceType}/${b.bounceSubType}`;
       const codes: Record<string, string> = {};
       for (const r of b.bouncedRecipients) if (r.diagnosticCode) codes[normalizeAddress(r.emailAddress)] = r.diagnosticCode;
       details.bounce = { type: b.bounceType, subType: b.bounceSubType, ...(Object.keys(codes).length ? { diagnosticCodes: codes } : {}) };
@@ -202,7 +202,7 @@ export function parseSesEvent(value: unknown, opts: { snsMessageId?: string } = 
       const c = parsePart(complaintSchema, obj.complaint, 'complaint');
       recipients = c.complainedRecipients.map((r) => normalizeAddress(r.emailAddress));
       timestamp = c.timestamp;
-      extra = c.feedbackId ?? '';
+      extra = `${c.feedbackId ?? ''}|${c.complaintFeedbackType ?? ''}`;
       details.complaint = {
         ...(c.complaintFeedbackType !== undefined ? { feedbackType: c.complaintFeedbackType } : {}),
         ...(c.complaintSubType !== undefined ? { subType: c.complaintSubType } : {}),
