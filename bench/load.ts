@@ -47,7 +47,7 @@ export async function pool(n: number, concurrency: number, fn: (i: number) => Pr
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, lane));
-  if (failed !== undefined) throw failed instanceof Error ? failed : new Error(String(failed));
+  if (failed !== undefined) throw failed instanceof Error ? failed : new Error('a pooled call failed', { cause: failed });
   return performance.now() - t0;
 }
 

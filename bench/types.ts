@@ -8,7 +8,11 @@ export interface CpuShare {
   worker: number;
   baselineWorker: number;
   devServer: number;
+  /** Everything else on the machine (other users' processes, kernel). */
+  others: number;
   wallSec: number;
+  /** CPU milliseconds per item (workflow, event) per process. */
+  msPerItem?: { bench: number; worker: number; baselineWorker: number; devServer: number; items: number };
 }
 
 export interface BaselineRound {
@@ -33,7 +37,10 @@ export interface SendsRound {
 
 export interface EventsRound {
   n: number;
+  /** All posts answered. */
   ms: number;
+  /** From the first post until every signalled lifecycle shows EmailStatus=delivered in visibility. */
+  processedMs: number;
   ok: number;
   failed: number;
   statuses: Record<string, number>;
@@ -96,20 +103,39 @@ export interface BenchResults {
   verify?: { v2PerSec: number; v1PerSec: number; rawCryptoPerSec: number; rounds: { v2: number[]; v1: number[] } };
   baseline?: { rounds: BaselineRound[]; startsPerSec: number; clientStartsPerSec: number; signalsPerSec: number; cyclesPerSec: number; signalToCompletePerSec: number };
   sends?: { rounds: SendsRound[]; sentPerSec: number; callsPerSec: number };
-  events?: { rounds: EventsRound[]; eventsPerSec: number; at50?: PacedResult; at90?: PacedResult };
+  events?: { rounds: EventsRound[]; eventsPerSec: number; processedPerSec: number; at50?: PacedResult; at90?: PacedResult };
   e2e?: { samples: number[]; postMs: number[]; p50: number; p99: number; max: number; postP50: number };
   cost?: { paths: CostPath[]; baseline?: CostSample & { usdPerMillion: number }; rule: string; usdPerMillionActions: number };
-  scale?: { maxCachedWorkflows: number; latencyRate: number; low: ScalePoint; high: ScalePoint; timeline: ScalePoint[]; fillMs: number; fillRecipients: string };
+  scale?: {
+    maxCachedWorkflows: number;
+    latencyRate: number;
+    low: ScalePoint;
+    high: ScalePoint;
+    /** First measured point with a full workflow cache. */
+    cacheFull?: ScalePoint;
+    timeline: ScalePoint[];
+    fillMs: number;
+    fillRecipients: string;
+    probeTargets: number;
+  };
   cpu: Record<string, CpuShare>;
+  /** Phase durations (ms, medians) read from histories of sample workflows. */
+  timings: Record<string, Record<string, number>>;
+  /** Measurements repeated because other processes on the machine were busy. */
+  contention: { label: string; attempt: number; otherCores: number }[];
   targets: {
     sendsRatio?: number;
     sendsMet?: boolean;
     eventsRatio?: number;
     eventsMet?: boolean;
+    eventsAcceptedRatio?: number;
+    eventsAcceptedMet?: boolean;
     p99At50Met?: boolean;
     happyEventsMet?: boolean;
     workerRssFlatMet?: boolean;
     workerRssGrowth?: number;
+    workerRssBoundedMet?: boolean;
+    workerRssGrowthAfterCacheFull?: number;
   };
   notes: string[];
   cleanup?: { devServerGone: boolean; workersGone: boolean };
