@@ -8,7 +8,7 @@
  * the event does not exist, or its history has no new signal.
  */
 import { randomUUID } from 'node:crypto';
-import { createConnection, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createConnection, createServer as createNetServer } from 'node:net';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import type { SnsMessage, UnsignedSnsMessage } from '../src/sandbox';
 import { buildWebhookApp, startWebhookServer, WebhookMetrics, type WebhookOptions, type WebhookServer } from '../src/webhook';
 import { sesEventJson, type EventKind } from './helpers/ses-json';
 import { startLifecycleStack, type LifecycleStack } from './helpers/stack';
+import { startCanary } from './helpers/canary';
 import { getTestConnection } from './helpers/temporal';
 
 const CONFIG_SET = 'webhook-e2e';
@@ -151,27 +152,6 @@ async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeou
   }
 }
 
-/** A TCP server that counts connections and never answers (a tarpit / an SSRF canary). */
-async function canary(): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let count = 0;
-  const srv: NetServer = createNetServer((s) => {
-    count += 1;
-    sockets.add(s);
-    s.on('error', () => undefined);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (srv.address() as { port: number }).port,
-    connections: () => count,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        srv.close(() => resolve());
-      }),
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -270,7 +250,7 @@ describe('webhook end to end (sandbox SNS → real HTTP → Temporal)', () => {
   });
 
   it('answers an UnsubscribeConfirmation with 200 and does not re-subscribe; a tampered one is 403', async () => {
-    const canaryServer = await canary();
+    const canaryServer = await startCanary();
     try {
       const url = `${stack.sandbox.httpsOrigin}/?Action=ConfirmSubscription&TopicArn=${topicArn}&Token=resubscribe-${randomUUID()}`;
       const notice = signedConfirmation('UnsubscribeConfirmation', url);
@@ -302,7 +282,7 @@ describe('webhook refuses what can never succeed (4xx) and nothing is signalled'
   });
 
   it('SigningCertURL on a foreign host, over http, on a look-alike host, with userinfo or another port → 403 without a fetch', async () => {
-    const tarpit = await canary();
+    const tarpit = await startCanary();
     try {
       const sesId = newSesId();
       const body = signedNotification(sesJson('Delivery', sesId));
@@ -340,7 +320,7 @@ describe('webhook refuses what can never succeed (4xx) and nothing is signalled'
   });
 
   it('a SubscribeURL pointing elsewhere → 403 and no fetch', async () => {
-    const target = await canary();
+    const target = await startCanary();
     try {
       const q = `?Action=ConfirmSubscription&TopicArn=${topicArn}&Token=t`;
       for (const url of [
@@ -465,7 +445,7 @@ describe('webhook answers 5xx when it cannot record now (SNS retries)', () => {
     const missing = { ...body, SigningCertURL: `${stack.sandbox.httpsOrigin}/SimpleNotificationService-00000000000000000000000000000000.pem` };
     expect(await inject(app, missing)).toEqual({ status: 503, json: { error: 'signing certificate unavailable' } });
 
-    const tarpit = await canary();
+    const tarpit = await startCanary();
     const slow = await buildWebhookApp(webhookOptions({ certHostPattern: exactHost(`localhost:${tarpit.port}`), certFetchTimeoutMs: 300 }));
     try {
       const hanging = { ...body, SigningCertURL: `https://localhost:${tarpit.port}${new URL(body.SigningCertURL).pathname}` };

@@ -12,7 +12,7 @@
  */
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
-import { createConnection, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createConnection } from 'node:net';
 import path from 'node:path';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
@@ -242,32 +242,7 @@ export function prototypeIsClean(): boolean {
 }
 
 /** A TCP server that counts connections and never answers (an SSRF canary / a tarpit). */
-export interface Canary {
-  port: number;
-  connections(): number;
-  close(): Promise<void>;
-}
-
-export async function startCanary(): Promise<Canary> {
-  const sockets = new Set<Socket>();
-  let count = 0;
-  const srv: NetServer = createNetServer((s) => {
-    count += 1;
-    sockets.add(s);
-    s.on('error', () => undefined);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (srv.address() as { port: number }).port,
-    connections: () => count,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        srv.close(() => resolve());
-      }),
-  };
-}
+export { startCanary, type Canary } from '../helpers/canary';
 
 /** What a raw-socket exchange observed. */
 export interface RawExchange {
