@@ -169,8 +169,9 @@ export function writeBenchmarksMd(file: string, r: BenchResults, rawPath: string
       "request's scheduled start to its 200.",
     '4. **End to end**: one Delivery at a time; from the 200 to the first `status` query (polled back to back) that shows the recipient delivered.',
     '5. **Cost**: happy (`success@simulator`), bounce (`bounce@simulator`) and delay-then-delivery (`delay@sandbox`) lifecycles, 3 each, through ' +
-      'the real sandbox SNS → webhook path, with short policy durations (delivery deadline 4 s, complaint window 2 s) that keep the production ' +
-      'shape (one timer serves deadline and complaint window); history fetched with `handle.fetchHistory()` after completion.',
+      'the real sandbox SNS → webhook path, with short policy durations (delivery deadline 6 s, complaint window 2 s) that keep the production ' +
+      'shape (one timer serves deadline and complaint window); the sandbox publishes each message’s events 1 s apart (Send, then Delivery / ' +
+      'Bounce / DeliveryDelay, then Delivery), so they reach the workflow separately as SES events usually do; history fetched with `handle.fetchHistory()` after completion.',
     `6. **Scale**: ${sc ? `${sc.low.open} open lifecycles (each delivered, in its complaint window), then filled to ${sc.high.open}` : 'low, then high'}; ` +
       'the lifecycle worker runs in its own process with `maxCachedWorkflows` ' +
       `${sc?.maxCachedWorkflows ?? '?'}; RSS from /proc/<pid>/status after a forced GC in the worker; the latency probe posts Open events at ` +
@@ -244,7 +245,7 @@ export function writeBenchmarksMd(file: string, r: BenchResults, rawPath: string
     costTable(r),
     '',
     happy
-      ? `The happy path has ${happy.historyEvents} history events (samples ${happy.samples.map((s) => s.historyEvents).join(', ')}; 23 when the Send and Delivery signals land in the same workflow task). ` +
+      ? `The happy path has ${happy.historyEvents} history events (samples ${happy.samples.map((s) => s.historyEvents).join(', ')}). The count depends on timing: signals that arrive while a workflow task is pending share it, so under load (or with SES events close together) the same email can take fewer events — an earlier, heavily loaded run saw 19 when Send and Delivery both arrived before the post-send workflow task ran. ` +
         'Each signal that arrives on its own costs a workflow task (3 events) besides the signal event, and each status change an upsert event. ' +
         `Against the bare workflow (${r.cost?.baseline?.actions ?? '?'} actions: start, activity, signal), a tracked email adds one signal per extra SES event (Send and Delivery are two), ` +
         'the status upserts that keep the Temporal UI searchable (sent → delivered), and one timer (deadline and complaint window).'

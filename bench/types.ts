@@ -138,5 +138,9 @@ export interface BenchResults {
     workerRssGrowthAfterCacheFull?: number;
   };
   notes: string[];
+  /** Lifecycles/events the harness stopped waiting for (ambiguous sends waiting for a Send event). */
+  stragglers?: number;
+  /** Set when the run failed part-way (the results up to then are kept). */
+  error?: string;
   cleanup?: { devServerGone: boolean; workersGone: boolean };
 }
