@@ -65,7 +65,15 @@ export function createActivities(deps: ActivityDeps) {
       return true;
     } catch (err) {
       if ((err as { name?: string }).name === 'NotFoundException') return false;
-      throw toApplicationFailure(err, 'GetSuppressedDestination');
+      // The pre-send lookup happens before anything is sent: a timeout or reset here is never
+      // ambiguous, so it is retried like throttling (only a final refusal stays final).
+      const c = classifySesError(err);
+      workerMetrics.sesErrors.inc({ type: c.type, operation: 'GetSuppressedDestination' });
+      if (c.disposition === 'final') throw toApplicationFailure(err, 'GetSuppressedDestination');
+      throw ApplicationFailure.retryable(
+        `GetSuppressedDestination failed before sending: ${(err as Error).name}`,
+        c.disposition === 'ambiguous' ? ErrorType.SesUnavailable : c.type,
+      );
     }
   }
 

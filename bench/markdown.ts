@@ -3,7 +3,7 @@
  * saved JSON with `npm run bench -- --md-from bench-results/<file>.json [--md-extra label=file,...]`).
  * Every number in the file comes from the results; the prose explains how to read them.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { round } from './load';
 import { cpuTable, costTable, resultsTable, scaleTable, timingsTable } from './report';
@@ -59,6 +59,7 @@ function extrasTable(main: BenchResults, mainLabel: string, extras: ExtraRun[]):
       'Events accepted/s vs baseline',
       'p99 at 50% load (ms)',
       `Worker RSS MB: low → cache full → high open`,
+      'Disturbed measurements (other processes > limit)',
     ],
   ];
   for (const { label, r } of runs) {
@@ -75,6 +76,7 @@ function extrasTable(main: BenchResults, mainLabel: string, extras: ExtraRun[]):
       sc
         ? `${n(sc.low.workerRss / MB, 0)} (${sc.low.open}) → ${sc.cacheFull ? `${n(sc.cacheFull.workerRss / MB, 0)} (${sc.cacheFull.open})` : '—'} → ${n(sc.high.workerRss / MB, 0)} (${sc.high.open}); cache ${sc.maxCachedWorkflows}`
         : '—',
+      r.contention.length ? r.contention.map((c) => `${c.label} (${c.otherCores})`).join('; ') : 'none',
     ]);
   }
   const lines = rows.map((x) => `| ${x.join(' | ')} |`);
@@ -114,14 +116,14 @@ export function writeBenchmarksMd(file: string, r: BenchResults, rawPath: string
     '',
     `**Everything shares these ${txt(m.nproc, '?')} cores**: the Temporal dev server, the lifecycle worker and the baseline worker (two child ` +
       'processes), and one process holding the webhook, the SES sandbox and the load generator. The machine is also shared with other ' +
-      'sessions (builds, test suites); the bench measures their CPU during every measurement ("other processes" below) and repeats a ' +
-      `measurement once when they used more than ${String((r.meta.params as { maxOthers?: number }).maxOthers ?? '?')} cores. Absolute rates are therefore low and noisy; ` +
+      'sessions (builds, test suites); the bench measures their CPU during every measurement ("other processes" below) and lists the ' +
+      `measurements during which they used more than ${String((r.meta.params as { maxOthers?: number }).maxOthers ?? '?')} cores (\`--max-tries N\` repeats those). Absolute rates are therefore low and noisy; ` +
       'the ratios to the baseline, measured in the same run against the same server, are what the targets are about.',
     '',
     '## How to run',
     '',
     '```',
-    'npm run bench                  # full: 3 rounds × 1000, 20 000 open lifecycles (~20-30 min here)',
+    'npm run bench                  # full: 3 rounds × 500, 20 000 open lifecycles, DATA_DIR under /tmp (~15 min here)',
     'npm run bench -- --quick       # development: 1 round × 200, 2 000 open lifecycles, DATA_DIR on /dev/shm (< 2 min)',
     'npm run bench -- --write-md    # also write this file',
     '```',
@@ -198,13 +200,13 @@ export function writeBenchmarksMd(file: string, r: BenchResults, rawPath: string
     '',
     '### Reading',
     '',
-    `- **The dev server is the bottleneck, for the baseline and for us alike.** During every saturated measurement the dev server uses about one core ` +
-      `(see the table) while the workers and the webhook use a fraction of one, and the queue wait before each workflow task dominates the timings. ` +
+    `- **The dev server is the bottleneck, for the baseline and for us alike.** It is the busiest process in every saturated measurement ` +
+      `(see the table) while the workers and the webhook use a fraction of a core, and the queue wait before each workflow task dominates the timings. ` +
       'The embedded dev server persists into one SQLite file, and every history append, task and visibility update goes through it. ' +
       (extras.length > 0 ? 'The comparison runs below show how much of the limit is the disk (same bench with DATA_DIR on tmpfs).' : ''),
     cpuSends && cpuBaseStart
       ? `- **Sends cost more server work than the bare start.** Per lifecycle, the dev server spends ${n(cpuSends.devServer, 2)} ms CPU vs ${n(cpuBaseStart.devServer, 2)} ms for a baseline start, ` +
-        `and the worker ${n(cpuSends.worker, 2)} ms vs ${n(cpuBaseStart.baselineWorker, 2)} ms. A lifecycle starts with four search attributes and a UI summary/details, its ` +
+        `and the worker ${n(cpuSends.worker, 2)} ms vs ${n(cpuBaseStart.baselineWorker, 2)} ms. A lifecycle starts with three or four search attributes and a UI summary/details, its ` +
         'activity makes two SES calls (suppression check + SendEmail), and the workflow task after the send upserts `EmailStatus`/`SesMessageIds` ' +
         '(a visibility write) and starts the deadline timer; the bare workflow does none of these. On a server that is already the bottleneck, ' +
         `that extra work per lifecycle shows up one to one in the rate: sends reach ${pct(t.sendsRatio)} of the baseline start rate here.`
@@ -239,6 +241,13 @@ export function writeBenchmarksMd(file: string, r: BenchResults, rawPath: string
     '',
     `Counting rule (Temporal Cloud's definition of billable actions): ${r.cost?.rule ?? ''}`,
     '',
+    'Source of the rule: Temporal Cloud documentation, page "Temporal Cloud Actions": workflow started "via client start, client ' +
+      'Signal-With-Start, Continue-As-New, or Child Workflow start"; "Timer started. Includes implicit Timers … such as … condition in ' +
+      'TypeScript"; "Search Attribute upsert requested. Occurs for each invocation of UpsertSearchAttributes command … Search Attributes ' +
+      'specified during Workflow start are excluded"; "Signal sent. An Action occurs for every Signal, whether sent from a Client or from a ' +
+      'Workflow"; "Query received by Worker. An Action occurs for every Query"; activities count when started or retried; "Actions that ' +
+      'occur during Workflow Replay do not count towards billed Actions".',
+    '',
     `Price: $${r.cost?.usdPerMillionActions ?? 50} per million actions (list price, first tier), so **USD per million emails = actions per email × ${r.cost?.usdPerMillionActions ?? 50}**. ` +
       'Each `status()` query an app makes adds one action; storage is billed separately and not included.',
     '',
@@ -268,5 +277,8 @@ export function writeBenchmarksMd(file: string, r: BenchResults, rawPath: string
     );
   }
   lines.push('## Notes', '', ...r.notes.map((x) => `- ${x}`), '');
+  // Hand-written investigation notes (evidence gathered around the runs), kept next to the code.
+  const findings = path.join(__dirname, 'findings.md');
+  if (existsSync(findings)) lines.push(readFileSync(findings, 'utf8').trimEnd(), '');
   writeFileSync(file, lines.filter((l, i, a) => !(l === '' && a[i - 1] === '')).join('\n'));
 }
