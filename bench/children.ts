@@ -4,18 +4,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { FromChild, ToChild, WorkerProcConfig } from './worker-proc';
+import type { FromChild, ToChild, WorkerProcConfig, WorkerStats } from './worker-proc';
 
 /** Memory and progress numbers reported by a worker child. */
-export interface ChildStats {
-  rss: number;
-  heapUsed: number;
-  heapTotal: number;
-  external: number;
-  activities: number;
-  numCachedWorkflows: number;
-  numInFlightWorkflowActivations: number;
-}
+export type ChildStats = WorkerStats;
 
 /** A running worker child. */
 export interface WorkerChild {

@@ -26,22 +26,23 @@ export interface WorkerProcConfig {
   configurationSetName?: string;
 }
 
+/** Memory and progress numbers a worker child reports. */
+export interface WorkerStats {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  activities: number;
+  numCachedWorkflows: number;
+  numInFlightWorkflowActivations: number;
+}
+
 /** Parent → child. */
 export type ToChild = { type: 'stats'; id: number; gc?: boolean } | { type: 'stop' };
 /** Child → parent. */
 export type FromChild =
   | { type: 'ready'; pid: number }
-  | {
-      type: 'stats';
-      id: number;
-      rss: number;
-      heapUsed: number;
-      heapTotal: number;
-      external: number;
-      activities: number;
-      numCachedWorkflows: number;
-      numInFlightWorkflowActivations: number;
-    }
+  | ({ type: 'stats'; id: number } & WorkerStats)
   | { type: 'stopped' }
   | { type: 'error'; message: string };
 
