@@ -12,6 +12,7 @@ import type { SandboxOptions } from '../src/sandbox';
 import { quietRuntime } from './helpers/stack';
 import { getTestAddress, getTestNamespace, uniqueTaskQueue } from './helpers/temporal';
 import pino from 'pino';
+import { sandboxSettled } from './helpers/wait';
 
 const stacks: RunningStack[] = [];
 afterAll(async () => {
@@ -91,7 +92,7 @@ describe('end to end: sandbox SES → signed SNS → webhook → Temporal', () =
     const { outcome, results } = await runAll(stack, `calm${Date.now()}`);
     expectOutcome(outcome);
     calm = outcome;
-    await stack.sandbox!.waitForIdle(10_000);
+    await sandboxSettled(stack.sandbox!);
     const ledger = stack.sandbox!.ledger().filter((e) => e.type === 'Notification');
     expect(ledger.length).toBeGreaterThan(10);
     expect(ledger.filter((e) => e.finalStatus !== 'delivered')).toEqual([]);
@@ -107,7 +108,7 @@ describe('end to end: sandbox SES → signed SNS → webhook → Temporal', () =
     const stack = await stackWith({ chaos: { duplicateProbability: 0.5, reorder: true, seed: 7 } });
     const { outcome, results } = await runAll(stack, `chaos${Date.now()}`);
     expect(outcome).toEqual(calm);
-    await stack.sandbox!.waitForIdle(10_000);
+    await sandboxSettled(stack.sandbox!);
     const ledger = stack.sandbox!.ledger().filter((e) => e.type === 'Notification');
     expect(ledger.some((e) => e.duplicate)).toBe(true);
     expect(ledger.filter((e) => e.finalStatus !== 'delivered')).toEqual([]);

@@ -5,11 +5,15 @@
  * the follow-up: the address lands on the SES account suppression list.
  */
 import { GetSuppressedDestinationCommand, SESv2Client } from '@aws-sdk/client-sesv2';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
 import { SA, statusQuery, WORKFLOW_ID_PREFIX, type LifecycleStatus } from '../../src/definitions';
 import type { RunningStack } from '../../src/stack';
 import { sesEventJson } from '../helpers/ses-json';
-import { acceptedFor, duplicateSends, ledgerFigures, postSignedEvent, resultsWithin, simAddress, startFaultStack, until, withFigure } from './helpers';
+import { acceptedFor, duplicateSends, ledgerFigures, postSignedEvent, resultsWithProgress, simAddress, startFaultStack, until, withFigure } from './helpers';
+import { HANG_GUARD_MS, sandboxSettled } from '../helpers/wait';
+
+// These scenarios take as long as the machine needs; their progress watchdogs decide failure.
+vi.setConfig({ testTimeout: HANG_GUARD_MS });
 
 let stack: RunningStack | undefined;
 let ses: SESv2Client | undefined;
@@ -39,11 +43,11 @@ it('a Complaint after the lifecycle closed still suppresses the address and is v
 
     // 1. A normal lifecycle that closes as delivered.
     const email = await stack.lc.sendTracked({ from: 'app@example.com', to: [to], subject: 'late', text: 'x', policy: { deliveryDeadline: '2s', complaintWindow: '1s' } });
-    const closed = (await resultsWithin(stack.client, [email], 20_000))[0]!;
+    const closed = (await resultsWithProgress(stack.client, [email], 20_000))[0]!;
     expect(closed.recipients[0]!.status).toBe('delivered');
     const sesMessageId = closed.sesMessageIds[0]!;
     expect(await suppressionReason(ses, to)).toBeUndefined();
-    await sandbox.waitForIdle(10_000);
+    await sandboxSettled(sandbox);
 
     // 2. The late Complaint, signed like SNS signs it, posted to the webhook.
     const event = sesEventJson('Complaint', { messageId: sesMessageId, recipients: [to], at: new Date().toISOString(), lifecycleId: email.id });
@@ -86,7 +90,7 @@ it('a Complaint after the lifecycle closed still suppresses the address and is v
     );
     expect(listed).toEqual([orphanId]);
     // The closed message lifecycle is untouched (still delivered, never reopened).
-    expect((await resultsWithin(stack.client, [email], 5_000))[0]!.recipients[0]!.status).toBe('delivered');
+    expect((await resultsWithProgress(stack.client, [email], 5_000))[0]!.recipients[0]!.status).toBe('delivered');
 
     const ledger = ledgerFigures(sandbox);
     fig.eventsPublished = ledger.distinct + 1; // the sandbox's events + the late complaint

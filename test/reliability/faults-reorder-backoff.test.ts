@@ -11,9 +11,13 @@
  * can produce, for a message whose own sandbox events are silent.
  */
 import { GetSuppressedDestinationCommand, SESv2Client } from '@aws-sdk/client-sesv2';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
 import { sesEventJson } from '../helpers/ses-json';
-import { duplicateSends, postSignedEvent, resultsWithin, simAddress, startFaultStack, until, withFigure, type FaultStack } from './helpers';
+import { duplicateSends, postSignedEvent, resultsWithProgress, simAddress, startFaultStack, until, withFigure, type FaultStack } from './helpers';
+import { HANG_GUARD_MS } from '../helpers/wait';
+
+// These scenarios take as long as the machine needs; their progress watchdogs decide failure.
+vi.setConfig({ testTimeout: HANG_GUARD_MS });
 
 let stack: FaultStack | undefined;
 let ses: SESv2Client | undefined;
@@ -72,7 +76,7 @@ it('an out-of-office Bounce recorded before its Delivery: the resend backoff end
     fig.notes.push(`suppression ${suppressionLatency} ms after the Complaint (resend backoff ${BACKOFF_MS} ms); phase then: ${status.phase}`);
     expect(suppressionLatency, 'complaint suppression waited for the resend backoff').toBeLessThan(5_000);
 
-    const [final] = await resultsWithin(stack.client, [email], 10_000);
+    const [final] = await resultsWithProgress(stack.client, [email], 10_000);
     const closedAfter = Date.now() - t0;
     fig.eventsRecorded = final!.eventsRecorded;
     fig.duplicateSends = duplicateSends(sandbox, [final!]);
@@ -82,4 +86,4 @@ it('an out-of-office Bounce recorded before its Delivery: the resend backoff end
     expect(fig.eventsRecorded).toBe(fig.eventsPublished);
     expect(fig.duplicateSends).toBe(0);
   });
-}, 60_000);
+}, HANG_GUARD_MS);

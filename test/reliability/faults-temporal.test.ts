@@ -5,7 +5,7 @@
  * sandbox's SNS retries deliver them once it is back. Every lifecycle must end in its documented
  * state, with no duplicate SendEmail, and the ledger must show nothing lost.
  */
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
 import {
   describeUndelivered,
   duplicateSends,
@@ -14,13 +14,17 @@ import {
   simAddress,
   startFaultStack,
   startOwnTemporal,
-  resultsWithin,
+  resultsWithProgress,
   sumRecorded,
   until,
   withFigure,
   type FaultStack,
   type OwnTemporal,
 } from './helpers';
+import { HANG_GUARD_MS, sandboxSettled } from '../helpers/wait';
+
+// These scenarios take as long as the machine needs; their progress watchdogs decide failure.
+vi.setConfig({ testTimeout: HANG_GUARD_MS });
 
 let temporal: OwnTemporal | undefined;
 let stack: FaultStack | undefined;
@@ -68,11 +72,11 @@ it('Temporal SIGKILLed and restarted mid-run: webhook answers 5xx meanwhile, SNS
 
     // Budget: a send whose task was lost with the server waits ambiguousSendWait for a Send
     // event that never comes, resends, then waits out its delivery deadline.
-    const results = await resultsWithin(stack.client, emails, 55_000);
+    const results = await resultsWithProgress(stack.client, emails, 55_000);
     kinds.forEach((kind, i) => expect(results[i]!.recipients[0], `${kind} #${i}`).toMatchObject(EXPECTED[kind]));
     expect(results.filter((r) => r.sendError)).toEqual([]);
 
-    await sandbox.waitForIdle(30_000);
+    await sandboxSettled(sandbox);
     const ledger = ledgerFigures(sandbox);
     const refused = ledger.notifications.filter((e) => e.deliveries.some((d) => (d.statusCode ?? 0) >= 500));
     // A refused notification was never answered 2xx before it was finally delivered, and never 4xx.
@@ -94,4 +98,4 @@ it('Temporal SIGKILLed and restarted mid-run: webhook answers 5xx meanwhile, SNS
     expect(fig.eventsRecorded).toBe(fig.eventsPublished);
     expect(fig.duplicateSends).toBe(0);
   });
-}, 100_000);
+}, HANG_GUARD_MS);

@@ -7,7 +7,7 @@
  * Throttled calls (429 TooManyRequestsException, retried by the lifecycle) are counted from the
  * worker's own `ses_errors_total` metric and reported.
  */
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
 import { workerMetrics } from '../../src/metrics';
 import {
   acceptedFor,
@@ -15,13 +15,17 @@ import {
   duplicateSends,
   ledgerFigures,
   maxInWindow,
-  resultsWithin,
+  resultsWithProgress,
   simAddress,
   startFaultStack,
   sumRecorded,
   withFigure,
   type FaultStack,
 } from './helpers';
+import { HANG_GUARD_MS, sandboxSettled } from '../helpers/wait';
+
+// These scenarios take as long as the machine needs; their progress watchdogs decide failure.
+vi.setConfig({ testTimeout: HANG_GUARD_MS });
 
 let stack: FaultStack | undefined;
 afterAll(async () => {
@@ -48,7 +52,7 @@ it(`throttling storm: ${SENDS} sends at once against MaxSendRate ${RATE}/s — a
         stack!.lc.sendTracked({ from: 'app@example.com', to: [simAddress('success', `${label}-${i}`)], subject: `storm ${i}`, text: 'x', policy: { deliveryDeadline: '3s', complaintWindow: '1s' } }),
       ),
     );
-    const results = await resultsWithin(stack.client, emails, 45_000);
+    const results = await resultsWithProgress(stack.client, emails, 45_000);
     const elapsed = Date.now() - started;
     const throttled = (await throttledSends()) - throttledBefore;
 
@@ -66,7 +70,7 @@ it(`throttling storm: ${SENDS} sends at once against MaxSendRate ${RATE}/s — a
     expect(peak1s).toBeLessThanOrEqual(2 * RATE);
     expect(sustained).toBeLessThanOrEqual(RATE * 1.05);
 
-    await sandbox.waitForIdle(15_000);
+    await sandboxSettled(sandbox);
     const ledger = ledgerFigures(sandbox);
     fig.injected = throttled;
     fig.eventsPublished = ledger.distinct;

@@ -6,7 +6,7 @@
  * every event in: ledger all delivered, and the lifecycles recorded exactly the events SES
  * published (none lost, none counted twice).
  */
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
 import type { WebhookServer } from '../../src/webhook';
 import { freePorts } from '../../src/temporal-cli';
 import {
@@ -15,7 +15,7 @@ import {
   EXPECTED,
   ledgerFigures,
   outcomeOf,
-  resultsWithin,
+  resultsWithProgress,
   simAddress,
   sleep,
   startFaultStack,
@@ -28,6 +28,10 @@ import {
   type FaultStack,
   type KillableWebhook,
 } from './helpers';
+import { HANG_GUARD_MS, sandboxSettled } from '../helpers/wait';
+
+// These scenarios take as long as the machine needs; their progress watchdogs decide failure.
+vi.setConfig({ testTimeout: HANG_GUARD_MS });
 
 let stack: FaultStack | undefined;
 let finalWebhook: WebhookServer | undefined;
@@ -64,7 +68,7 @@ it(`webhook killed twice and restarted under load (${SENDS} sends): SNS retries 
         stack!.lc.sendTracked({ from: 'app@example.com', to: [simAddress(kind, `${label}-${i}`)], subject: `${kind} ${i}`, text: 'x', policy: { deliveryDeadline: '12s', complaintWindow: '1s' } }),
       ),
     );
-    const pending = resultsWithin(stack.client, emails, 45_000);
+    const pending = resultsWithProgress(stack.client, emails, 45_000);
     pending.catch(() => undefined); // awaited below; don't let an early rejection go unhandled
 
     const published = () => ledgerFigures(sandbox).notifications.length;
@@ -85,7 +89,7 @@ it(`webhook killed twice and restarted under load (${SENDS} sends): SNS retries 
     expect(results.filter((r) => r.sendError)).toEqual([]);
     expect(results.every((r, i) => outcomeOf(r).suppressedFollowUp === (kinds[i] !== 'success'))).toBe(true);
 
-    await sandbox.waitForIdle(30_000);
+    await sandboxSettled(sandbox);
     const ledger = ledgerFigures(sandbox);
     fig.eventsPublished = ledger.distinct;
     fig.eventsRecorded = sumRecorded(results);

@@ -11,12 +11,12 @@
  *   waits `ambiguousSendWait` for a Send event that never comes, resends once, ends delivered,
  *   with exactly one accepted message.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import {
   acceptedFor,
   duplicateSends,
   ledgerFigures,
-  resultsWithin,
+  resultsWithProgress,
   simAddress,
   startFaultStack,
   startSesProxy,
@@ -28,6 +28,10 @@ import {
   type SesProxy,
   type WorkerProcess,
 } from './helpers';
+import { HANG_GUARD_MS, sandboxSettled } from '../helpers/wait';
+
+// These scenarios take as long as the machine needs; their progress watchdogs decide failure.
+vi.setConfig({ testTimeout: HANG_GUARD_MS });
 
 let stack: FaultStack;
 const procs: WorkerProcess[] = [];
@@ -76,7 +80,7 @@ it('worker SIGKILLed after SES accepted: the Send event proves it, no second Sen
     expect((await first.exited).signal).toBe('SIGKILL');
 
     await worker(sandbox.endpoint);
-    const final = (await resultsWithin(stack.client, [email], 40_000))[0]!;
+    const final = (await resultsWithProgress(stack.client, [email], 40_000))[0]!;
     expect(final.recipients[0]).toMatchObject({ email: to, status: 'delivered', attempts: 1 });
     expect(acceptedFor(sandbox, email.id)).toHaveLength(1);
     expect(final.attempts).toEqual([expect.objectContaining({ attempt: 1, sesMessageId: accepted.sesMessageId })]);
@@ -84,7 +88,7 @@ it('worker SIGKILLed after SES accepted: the Send event proves it, no second Sen
     expect(ambiguous.some((d) => d.includes('Send event proves SES accepted'))).toBe(true);
     expect(ambiguous.some((d) => d.includes('resending'))).toBe(false);
 
-    await sandbox.waitForIdle(10_000);
+    await sandboxSettled(sandbox);
     const ledger = ledgerFigures(sandbox);
     const mine = new Set(ledger.notifications.filter((e) => e.sesMessageId === accepted.sesMessageId).map((e) => e.snsMessageId));
     fig.eventsPublished = mine.size;
@@ -116,7 +120,7 @@ it('worker SIGKILLed before SES accepted: resent once after the bounded wait, ex
     expect(acceptedFor(sandbox, email.id)).toHaveLength(0);
 
     await worker(proxy.endpoint);
-    const final = (await resultsWithin(stack.client, [email], 40_000))[0]!;
+    const final = (await resultsWithProgress(stack.client, [email], 40_000))[0]!;
     expect(final.recipients[0]).toMatchObject({ email: to, status: 'delivered', attempts: 1 });
     const accepted = acceptedFor(sandbox, email.id);
     expect(accepted).toHaveLength(1);
@@ -125,7 +129,7 @@ it('worker SIGKILLed before SES accepted: resent once after the bounded wait, ex
     const ambiguous = final.followUps.filter((f) => f.kind === 'ambiguous-send').map((f) => f.detail);
     expect(ambiguous.some((d) => d.includes('no Send event within the wait; resending'))).toBe(true);
 
-    await sandbox.waitForIdle(10_000);
+    await sandboxSettled(sandbox);
     const ledger = ledgerFigures(sandbox);
     const mine = new Set(ledger.notifications.filter((e) => e.sesMessageId === accepted[0]!.sesMessageId).map((e) => e.snsMessageId));
     fig.eventsPublished = mine.size;

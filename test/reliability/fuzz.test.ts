@@ -10,12 +10,16 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SnsMessage } from '../../src/sandbox';
 import { parseSesEvent, parseSesEventText, SesEventParseError, type SesParseResult } from '../../src/ses-events';
 import { DEFAULT_BODY_LIMIT } from '../../src/webhook';
 import { parseSnsBody } from '../../src/webhook/envelope';
 import { FigureTally, newSesId, sesJson, snsHeaders, startHostileEnv, unsignedNotification, type HostileEnv } from './hostile-helpers';
+import { HANG_GUARD_MS } from '../helpers/wait';
+
+// Fixed run counts take as long as the CPU needs; nothing here is timed.
+vi.setConfig({ testTimeout: HANG_GUARD_MS });
 
 const FIXTURES_DIR = path.join(__dirname, '..', 'fixtures', 'ses');
 const FIXTURES: Record<string, unknown>[] = readdirSync(FIXTURES_DIR)

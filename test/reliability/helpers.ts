@@ -18,13 +18,14 @@ import pino from 'pino';
 import { inject } from 'vitest';
 import type { TrackedEmail } from '../../src/client';
 import { loadConfig } from '../../src/config';
-import { LIFECYCLE_TAG, SEARCH_ATTRIBUTES, type LifecycleResult } from '../../src/definitions';
+import { DEFAULT_POLICY, durationMs, LIFECYCLE_TAG, SEARCH_ATTRIBUTES, type LifecyclePolicy, type LifecycleResult } from '../../src/definitions';
 import type { AcceptedMessage, LedgerEntry, SesSandbox } from '../../src/sandbox';
 import { startStack, type RunningStack, type StackOptions } from '../../src/stack';
 import { freePorts, startDevServer, type DevServer } from '../../src/temporal-cli';
 import { buildWebhookApp, startWebhookServer, type WebhookOptions, type WebhookServer } from '../../src/webhook';
 import { quietRuntime } from '../helpers/stack';
 import { getTestAddress, getTestNamespace, uniqueTaskQueue } from '../helpers/temporal';
+import { stallBudget, waitWithProgress } from '../helpers/wait';
 
 const REPO_ROOT = path.join(__dirname, '..', '..');
 
@@ -548,26 +549,65 @@ export async function startSesProxy(target: string): Promise<SesProxy> {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Waits for every lifecycle's result, at most `timeoutMs`. On timeout the pending calls are
- * cancelled (no RPC outlives the test) and the error lists the lifecycles still open, with
- * their status and phase.
+ * The longest one lifecycle can legitimately stay open under `policy` when nothing is ambiguous:
+ * the send, the delivery deadline, every resend backoff, and the complaint window after the last
+ * outcome. Pass `ambiguous` when the scenario makes sends ambiguous on purpose.
  */
-export async function resultsWithin(client: Client, emails: TrackedEmail[], timeoutMs: number): Promise<LifecycleResult[]> {
+export function policyBoundMs(policy: Partial<LifecyclePolicy>, opts: { ambiguous?: number } = {}): number {
+  const p = { ...DEFAULT_POLICY, ...policy };
+  let backoffs = 0;
+  for (let i = 0; i < p.maxSendAttempts - 1; i++) backoffs += durationMs(p.resendBackoff) * 2 ** i;
+  const ambiguous = (opts.ambiguous ?? 0) * (durationMs(p.ambiguousSendWait) + durationMs(p.sendTimeout));
+  return durationMs(p.sendTimeout) + durationMs(p.deliveryDeadline) + backoffs + durationMs(p.complaintWindow) + ambiguous;
+}
+
+/**
+ * Waits for every lifecycle's result. Fails only when no lifecycle closed for the stall budget
+ * of `boundMs` (the longest one lifecycle may take by its policy; see test/helpers/wait.ts), so a
+ * busy machine makes the wait longer, never a failure. On failure the pending calls are
+ * cancelled (no RPC outlives the test) and the error lists the lifecycles still open, with their
+ * status and phase.
+ */
+export async function resultsWithProgress(client: Client, emails: TrackedEmail[], boundMs: number): Promise<LifecycleResult[]> {
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  let closed = 0;
+  let failure: unknown;
+  const all = client.withAbortSignal(ac.signal, () =>
+    Promise.all(
+      emails.map((e) =>
+        e.result().then(
+          (r) => {
+            closed += 1;
+            return r;
+          },
+          (err: unknown) => {
+            failure ??= err;
+            throw err;
+          },
+        ),
+      ),
+    ),
+  );
+  all.catch(() => undefined); // awaited below
   try {
-    return await client.withAbortSignal(ac.signal, () => Promise.all(emails.map((e) => e.result())));
+    await waitWithProgress(`${emails.length} lifecycles to close`, {
+      done: () => closed === emails.length || failure !== undefined,
+      progress: () => closed,
+      stallMs: () => stallBudget(boundMs),
+      describe: async () => {
+        const open: string[] = [];
+        for (const e of emails) {
+          const s = await e.status().catch(() => undefined);
+          if (s && s.phase !== 'completed') open.push(`${e.id} ${s.recipients[0]?.email ?? ''} ${s.status}/${s.phase} [${s.followUps.map((f) => f.kind).join(',')}]`);
+        }
+        return `${open.length} of ${emails.length} still open: ${open.slice(0, 5).join('; ')}`;
+      },
+    });
   } catch (err) {
-    if (!ac.signal.aborted) throw err;
-    const open: string[] = [];
-    for (const e of emails) {
-      const s = await e.status().catch(() => undefined);
-      if (s && s.phase !== 'completed') open.push(`${e.id} ${s.recipients[0]?.email ?? ''} ${s.status}/${s.phase} [${s.followUps.map((f) => f.kind).join(',')}]`);
-    }
-    throw new Error(`${open.length} of ${emails.length} lifecycles still open after ${timeoutMs} ms: ${open.slice(0, 5).join('; ')}`, { cause: err });
-  } finally {
-    clearTimeout(timer);
+    ac.abort();
+    throw err;
   }
+  return all;
 }
 
 /** Polls `probe` until it returns a value that is not undefined. @throws on timeout with `what`. */
