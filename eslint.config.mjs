@@ -27,7 +27,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '^(?!@temporalio/workflow$|@temporalio/common$|\\.\\./src/(lifecycle|definitions)$|\\.\\./activities$|\\.\\./activities/index$|\\./).*',
+              regex: '^(?!@temporalio/workflow$|@temporalio/common$|(\\.\\./)+src/(lifecycle|definitions)$|(\\.\\./)+activities(/index)?$|\\./).*',
               message: 'Workflow files may import only @temporalio/workflow, the pure lifecycle and definitions modules, and activity types.',
             },
           ],

@@ -154,7 +154,13 @@ export function createActivities(deps: ActivityDeps) {
         await ses.send(new PutSuppressedDestinationCommand({ EmailAddress: input.email, Reason: input.reason }));
         log.info('address suppressed', { lifecycleId: input.lifecycleId, reason: input.reason });
       } catch (err) {
-        workerMetrics.sesErrors.inc({ type: classifySesError(err).type, operation: 'PutSuppressedDestination' });
+        const c = classifySesError(err);
+        workerMetrics.sesErrors.inc({ type: c.type, operation: 'PutSuppressedDestination' });
+        // PutSuppressedDestination is idempotent: an unknown outcome (reset, timeout) is simply
+        // retried. Only a final refusal (AccessDenied, BadRequest) ends it; the workflow records it.
+        if (c.disposition === 'ambiguous') {
+          throw ApplicationFailure.retryable(`PutSuppressedDestination failed: ${(err as Error).name}`, ErrorType.SesUnavailable);
+        }
         throw toApplicationFailure(err, 'PutSuppressedDestination');
       }
     },

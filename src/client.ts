@@ -18,8 +18,11 @@ import {
 } from '@temporalio/client';
 import { z } from 'zod';
 import {
+  CURRENT_CORE,
   DEFAULT_POLICY,
   durationMs,
+  keywordListBytes,
+  SA_VALUE_BUDGET_BYTES,
   SA,
   statusQuery,
   TASK_QUEUE,
@@ -109,7 +112,9 @@ const inputSchema = z
         suppressOnHardBounce: z.boolean().optional(),
         suppressOnComplaint: z.boolean().optional(),
         checkSuppressionBeforeSend: z.boolean().optional(),
-        maxHistoryEvents: z.number().int().min(50).max(40_000).optional(),
+        maxHistoryEvents: z.number().int().min(50).max(9_000).optional(),
+        maxSendRetries: z.number().int().min(0).max(200).optional(),
+        sendRetryFor: duration.optional(),
       })
       .strict()
       .optional(),
@@ -119,6 +124,16 @@ const inputSchema = z
     const n = v.to.length + (v.cc?.length ?? 0) + (v.bcc?.length ?? 0);
     if (n > MAX_RECIPIENTS) ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${MAX_RECIPIENTS} recipients (To+Cc+Bcc) per email, got ${n}` });
     if (v.text === undefined && v.html === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'text or html body is required' });
+    // Search-attribute budget: an upsert over the server's value limit would terminate the
+    // lifecycle, so input that cannot fit is refused here, naming the field.
+    const recipients = uniqueLower([...v.to, ...(v.cc ?? []), ...(v.bcc ?? [])]);
+    const rb = keywordListBytes(recipients);
+    if (rb > SA_VALUE_BUDGET_BYTES) {
+      ctx.addIssue({ code: 'custom', path: ['to'], message: `recipients (To+Cc+Bcc) take ${rb} bytes in the EmailRecipients search attribute; at most ${SA_VALUE_BUDGET_BYTES} fit (use fewer or shorter addresses)` });
+    }
+    const tags = Object.entries(v.tags ?? {}).map(([k, t]) => `${k}=${t}`);
+    const tb = keywordListBytes(tags);
+    if (tb > SA_VALUE_BUDGET_BYTES) ctx.addIssue({ code: 'custom', path: ['tags'], message: `tags take ${tb} bytes in the EmailTags search attribute; at most ${SA_VALUE_BUDGET_BYTES} fit (use fewer or shorter tags)` });
   });
 
 /** What to send, plus per-email options. */
@@ -259,10 +274,13 @@ export class LifecycleClient {
     const lifecycleId = lifecycleIdFor(opts.idempotencyKey);
     const { configurationSetName, policy, callbackUrl = this.defaultCallbackUrl, ...message } = valid;
     const wfInput: MessageLifecycleInput = {
+      core: CURRENT_CORE,
       lifecycleId,
       message,
       ...(configurationSetName !== undefined ? { configurationSetName } : {}),
-      ...(policy !== undefined ? { policy } : {}),
+      // Resolved once, here: the lifecycle carries every field, so a later change of a default
+      // never reaches a running lifecycle.
+      policy: { ...DEFAULT_POLICY, ...policy },
       ...(callbackUrl !== undefined ? { callbackUrl } : {}),
     };
     const recipients = uniqueLower([...message.to, ...(message.cc ?? []), ...(message.bcc ?? [])]);

@@ -5,7 +5,7 @@
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { LifecycleSummary, SesEvent } from './lifecycle';
+import type { EventStoreSnapshot, LifecycleSummary, SesEvent } from './lifecycle';
 
 /** Default task queue for lifecycle workflows and their activities. */
 export const TASK_QUEUE = 'ses-lifecycle';
@@ -34,17 +34,21 @@ export interface LifecycleStatus extends LifecycleSummary {
   lifecycleId: string;
   kind: 'message' | 'orphan';
   /** Where the workflow is in its life. */
-  phase: 'sending' | 'awaiting-outcome' | 'complaint-window' | 'resend-backoff' | 'completed';
+  phase: 'sending' | 'awaiting-outcome' | 'complaint-window' | 'resend-backoff' | 'completed' | 'cancelled';
   attempts: { attempt: number; sesMessageId?: string; recipients: string[]; sentAt: string }[];
   /** Follow-ups run so far: suppressions, resends, callbacks, deadline expiry. */
   followUps: FollowUp[];
   /** The most recent events (bounded list, newest last). */
   latestEvents: { type: string; timestamp: string; recipients: string[]; sesMessageId: string }[];
+  /** Events that named this lifecycle but belong to an SES message it never sent (forwarded to that message's orphan). */
+  foreignEvents?: number;
+  /** For orphans: recipients left out of the EmailRecipients search attribute to fit its size limit. */
+  recipientsTruncated?: number;
 }
 
 /** A follow-up action the lifecycle performed. */
 export interface FollowUp {
-  kind: 'suppressed' | 'resend' | 'deadline' | 'callback' | 'ambiguous-send';
+  kind: 'suppressed' | 'suppression-failed' | 'resend' | 'deadline' | 'callback' | 'ambiguous-send' | 'send-retry' | 'foreign-event' | 'cancelled';
   at: string;
   detail: string;
 }
@@ -94,9 +98,13 @@ export interface LifecyclePolicy {
   checkSuppressionBeforeSend: boolean;
   /**
    * Continue-as-new once the history has this many events (heavy open/click traffic), well
-   * before Temporal's 50k-event limit. State carries over. Default 8000.
+   * before Temporal's 10k-event warning. State carries over (bounded, see README). Default 4000.
    */
   maxHistoryEvents: number;
+  /** Retryable SendEmail failures (throttling, 5xx) tolerated per attempt before giving up. Default 30. */
+  maxSendRetries: number;
+  /** ... and for at most this long per attempt. Default 2h. */
+  sendRetryFor: Duration;
 }
 
 /** Defaults for {@link LifecyclePolicy}. */
@@ -110,8 +118,23 @@ export const DEFAULT_POLICY: Readonly<LifecyclePolicy> = Object.freeze({
   suppressOnHardBounce: true,
   suppressOnComplaint: true,
   checkSuppressionBeforeSend: true,
-  maxHistoryEvents: 8_000,
+  maxHistoryEvents: 4_000,
+  maxSendRetries: 30,
+  sendRetryFor: '2h',
 });
+
+/**
+ * Patch ids (`patched()`), one per workflow change that open lifecycles must survive. Listed
+ * here so a deploy note can name them; never reuse or remove one while a lifecycle started
+ * before it may be open (README "Deploying workflow changes").
+ */
+export const PATCHES = {
+  /** v2 orphan lifecycle: bounded state, one idle timer. Orphan histories without it run workflows/v1. */
+  orphanCoreV2: 'orphan-core-v2',
+} as const;
+
+/** The code version new message lifecycles start with (see {@link MessageLifecycleInput.core}). */
+export const CURRENT_CORE = 2 as const;
 
 /** The email to send (validated by the client before anything starts). */
 export interface EmailMessage {
@@ -131,18 +154,47 @@ export interface EmailMessage {
 
 /** Input of the `messageLifecycle` workflow. */
 export interface MessageLifecycleInput {
+  /**
+   * Code version of the lifecycle, chosen at start and carried by continue-as-new: `2` runs the
+   * v2 core; absent (inputs written before it) runs the frozen v1 code. Costs no history event,
+   * unlike a `patched()` marker, which keeps the happy path within its budget.
+   */
+  core?: 2;
   lifecycleId: string;
   message: EmailMessage;
   configurationSetName?: string;
+  /**
+   * The policy, resolved by the client against {@link DEFAULT_POLICY} when the lifecycle starts
+   * and carried from then on: a later change of a default never reaches a running lifecycle.
+   * (v1 inputs may hold only the caller's overrides.)
+   */
   policy?: Partial<LifecyclePolicy>;
   /** App callback URL for state changes (optional). */
   callbackUrl?: string;
   /** Carried over by continue-as-new; never set by callers. */
-  carried?: CarriedState;
+  carried?: CarriedState | CarriedStateV1;
 }
 
-/** State carried across continue-as-new. */
+/** State carried across continue-as-new by the v2 core: O(recipients + attempts), never O(events). */
 export interface CarriedState {
+  v: 2;
+  store: EventStoreSnapshot;
+  attempts: LifecycleStatus['attempts'];
+  suppressed: string[];
+  sendError?: { type: string; message: string };
+  deadlinePassed: boolean;
+  followUps: FollowUp[];
+  /** Suppressions done, and ones started but not finished (re-run: they are idempotent). */
+  suppressionsDone: string[];
+  suppressionsPending: string[];
+  callbacks: { queue: CallbackPayload[]; seq: number; last?: string };
+  deadlineAt?: number;
+  windowEndsAt?: number;
+  foreignEvents: number;
+}
+
+/** State carried across continue-as-new by v1 lifecycles (workflows/v1); read by v2 when a v1 run continues as new. */
+export interface CarriedStateV1 {
   events: SesEvent[];
   attempts: LifecycleStatus['attempts'];
   suppressed: string[];
@@ -162,11 +214,26 @@ export interface OrphanLifecycleInput {
   sesMessageId: string;
   /** Lifecycle id the events named, if any (e.g. a closed lifecycle). */
   claimedLifecycleId?: string;
-  /** Stay open this long after the last event. Default 48h. */
+  /** Stay open this long after the last event. Default {@link ORPHAN_IDLE_TIMEOUT}. */
   idleTimeout?: Duration;
   suppressOnHardBounce?: boolean;
   suppressOnComplaint?: boolean;
-  carried?: { events: SesEvent[]; followUps: FollowUp[]; suppressionsDone: string[] };
+  /** Events to record at start (a message lifecycle forwarding events it never sent). */
+  initialEvents?: SesEvent[];
+  carried?: { events: SesEvent[]; followUps: FollowUp[]; suppressionsDone: string[] } | OrphanCarriedState;
+}
+
+/** Default idle timeout of orphan lifecycles (resolved by the router into the input). */
+export const ORPHAN_IDLE_TIMEOUT = '48h';
+
+/** v2 orphan state carried across continue-as-new. */
+export interface OrphanCarriedState {
+  v: 2;
+  store: EventStoreSnapshot;
+  followUps: FollowUp[];
+  suppressionsDone: string[];
+  suppressionsPending: string[];
+  lastEventAt: number;
 }
 
 /** Body of an app callback (one per state change; `eventId` is stable across retries). */
@@ -198,6 +265,8 @@ export const ErrorType = {
   SesAccessDenied: 'SesAccessDenied',
   SesUnknown: 'SesUnknown',
   CallbackRejected: 'CallbackRejected',
+  /** Input that cannot fit Temporal's limits (search-attribute size): refused before starting. */
+  InputTooLarge: 'InputTooLarge',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 
@@ -216,4 +285,64 @@ export function durationMs(d: Duration): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(d);
   if (!m) throw new RangeError(`invalid duration "${d}": use a number of ms or e.g. "30s", "15m", "48h", "7d"`);
   return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!);
+}
+
+/**
+ * Byte limit of one search-attribute value (a KeywordList counts as one value), as Temporal
+ * servers enforce it by default (`limit.searchAttributeSizeOfValue`, 2 KiB). Our upserts stay
+ * below it with room to spare: an upsert over it terminates the workflow.
+ */
+export const SA_VALUE_BUDGET_BYTES = 1_800;
+
+/** UTF-8 byte length, without TextEncoder (not every workflow sandbox version has it). */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4;
+      i += 1;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** Size of a KeywordList value as the server measures it (its JSON encoding). */
+export function keywordListBytes(values: readonly string[]): number {
+  return utf8Length(JSON.stringify(values));
+}
+
+/** The longest prefix of `values` whose KeywordList fits {@link SA_VALUE_BUDGET_BYTES}; `dropped` counts the rest. */
+export function fitKeywordList(values: readonly string[], budget = SA_VALUE_BUDGET_BYTES): { values: string[]; dropped: number } {
+  const out: string[] = [];
+  for (const v of values) {
+    if (keywordListBytes([...out, v]) > budget) break;
+    out.push(v);
+  }
+  return { values: out, dropped: values.length - out.length };
+}
+
+/** Longest workflow id we create (servers refuse ids over 1000 characters by default). */
+const MAX_ID_CHARS = 255;
+
+/**
+ * Workflow id of the orphan lifecycle of an SES message id: readable when the id is plain and
+ * short, else `orphan-h-<64-bit FNV-1a hex>` so that any SES id (however long) gets a valid id.
+ * Pure and deterministic: the webhook and workflows compute the same id.
+ */
+export function orphanWorkflowId(sesMessageId: string): string {
+  const plain = `${WORKFLOW_ID_PREFIX.orphan}${sesMessageId}`;
+  if (plain.length <= MAX_ID_CHARS && /^[\x21-\x7e]+$/.test(sesMessageId)) return plain;
+  return `${WORKFLOW_ID_PREFIX.orphan}h-${fnv1a(sesMessageId, 0x811c9dc5)}${fnv1a(sesMessageId, 0x01000193)}`;
+}
+
+function fnv1a(s: string, seed: number): string {
+  let h = seed >>> 0;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
 }

@@ -135,6 +135,8 @@ export interface RecipientState {
   deliveredAt?: string;
   /** Number of send attempts that included this recipient. */
   attempts: number;
+  /** Why the recipient failed (Rendering Failure's errorMessage), when known. */
+  failureReason?: string;
 }
 
 /** Message-level status, the value of the `EmailStatus` search attribute. */
@@ -149,6 +151,8 @@ export interface LifecycleSummary {
   eventCounts: Record<string, number>;
   /** Number of unique events recorded. */
   eventsRecorded: number;
+  /** Opens and clicks over all recipients (multi-recipient messages cannot say whose). */
+  engagement?: { opens: number; clicks: number };
   sendError?: { type: string; message: string };
 }
 
@@ -220,9 +224,10 @@ function attemptOf(facts: LifecycleFacts, sesMessageId: string): SendAttempt | u
  * Derives the outcome of one recipient within one SES message from that message's events.
  * Pure and order-independent: it looks at the set of event kinds present, never their order.
  */
-function outcomeWithinMessage(email: string, events: readonly SesEvent[]): Omit<RecipientState, 'attempts' | 'email'> {
+function outcomeWithinMessage(email: string, events: readonly SesEvent[], tally?: EngagementTally): Omit<RecipientState, 'attempts' | 'email'> {
   const mine = events.filter((e) => e.recipients.includes(email));
   const state: Omit<RecipientState, 'attempts' | 'email'> = { status: 'pending', autoReplies: 0, opens: 0, clicks: 0 };
+  const tallied = tally !== undefined && tally.recipients.length === 1 && tally.recipients[0] === email;
   const delivered = mine.filter((e) => e.type === 'Delivery');
   const earliest = (list: SesEvent[]): string | undefined => list.map((e) => e.timestamp).sort()[0];
   if (delivered.length > 0) state.deliveredAt = earliest(delivered);
@@ -250,16 +255,23 @@ function outcomeWithinMessage(email: string, events: readonly SesEvent[]): Omit<
         consider('delivered', e.timestamp);
         break;
       case 'Open':
-        state.opens += 1;
-        consider('delivered', e.timestamp); // an open proves delivery
-        break;
       case 'Click':
-        state.clicks += 1;
-        consider('delivered', e.timestamp);
+        // SES's open/click object names no recipient: only a single-recipient message tells who
+        // engaged (rule 9). Multi-recipient engagement is counted per message, not per recipient.
+        if (e.recipients.length === 1) {
+          if (e.type === 'Open') state.opens += 1;
+          else state.clicks += 1;
+          consider('delivered', e.timestamp); // an open proves delivery
+        }
         break;
       case 'Reject':
-      case 'Rendering Failure':
         consider('rejected', e.timestamp);
+        break;
+      case 'Rendering Failure':
+        // Not sent: the template could not be rendered (rule 10). SES sent nothing, so this is a
+        // failure of the send, not a refusal of the content.
+        consider('failed', e.timestamp);
+        if (e.failure?.errorMessage !== undefined) state.failureReason = e.failure.errorMessage;
         break;
       case 'Complaint':
         consider('complained', e.timestamp);
@@ -275,6 +287,11 @@ function outcomeWithinMessage(email: string, events: readonly SesEvent[]): Omit<
       default:
         break; // Subscription and unknown types are recorded but do not change the outcome.
     }
+  }
+  if (tallied) {
+    state.opens += tally.opens;
+    state.clicks += tally.clicks;
+    consider('delivered', tally.firstAt);
   }
 
   // Details that must also be order-independent: choose deterministically among candidates.
@@ -306,8 +323,9 @@ function byTimeThenId(a: SesEvent, b: SesEvent): number {
  * Across attempts (soft-bounce resends), a recipient's outcome is the outcome of the latest
  * attempt that included it, except that a complaint or hard bounce on any attempt wins.
  */
-export function deriveRecipients(events: EventSet | readonly SesEvent[], facts: LifecycleFacts): RecipientState[] {
+export function deriveRecipients(events: EventSet | readonly SesEvent[], facts: LifecycleFacts, engagement: readonly EngagementTally[] = []): RecipientState[] {
   const list = events instanceof EventSet ? events.values() : [...events];
+  const tallies = new Map(engagement.map((t) => [t.sesMessageId, t]));
   const byMessage = new Map<string, SesEvent[]>();
   for (const e of list) {
     const arr = byMessage.get(e.sesMessageId);
@@ -325,10 +343,11 @@ export function deriveRecipients(events: EventSet | readonly SesEvent[], facts: 
     const messageIds = new Set<string>();
     for (const a of attemptsForMe) if (a.sesMessageId) messageIds.add(a.sesMessageId);
     for (const [id, evs] of byMessage) if (evs.some((e) => e.recipients.includes(email))) messageIds.add(id);
+    for (const t of engagement) if (t.recipients.length === 1 && t.recipients[0] === email) messageIds.add(t.sesMessageId);
 
     const perMessage = [...messageIds].map((id) => {
       const attempt = attemptOf(facts, id);
-      return { id, order: attempt?.attempt ?? Number.MAX_SAFE_INTEGER, outcome: outcomeWithinMessage(email, byMessage.get(id) ?? []) };
+      return { id, order: attempt?.attempt ?? Number.MAX_SAFE_INTEGER, outcome: outcomeWithinMessage(email, byMessage.get(id) ?? [], tallies.get(id)) };
     });
     perMessage.sort((a, b) => a.order - b.order || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
@@ -409,21 +428,201 @@ export function messageStatus(recipients: readonly RecipientState[], sending = f
   return 'pending';
 }
 
-/** Derives the full summary. */
-export function summarize(events: EventSet, facts: LifecycleFacts, sending = false): LifecycleSummary {
-  const recipients = deriveRecipients(events, facts);
-  const eventCounts: Record<string, number> = {};
-  for (const e of events.values()) eventCounts[e.type] = (eventCounts[e.type] ?? 0) + 1;
+/**
+ * Derives the full summary, from an {@link EventStore} (bounded, what workflows keep) or an
+ * {@link EventSet} (every event, for tests and small inputs). Both give the same state for the
+ * same events (rule 11: compaction never changes an outcome).
+ */
+export function summarize(events: EventSet | EventStore, facts: LifecycleFacts, sending = false): LifecycleSummary {
+  const store = events instanceof EventStore ? events : undefined;
+  const list = store ? store.events() : (events as EventSet).values();
+  const engagement = store ? store.engagement() : [];
+  const recipients = deriveRecipients(list, facts, engagement);
+  let eventCounts: Record<string, number> = {};
+  if (store) eventCounts = store.counts();
+  else for (const e of list) eventCounts[e.type] = (eventCounts[e.type] ?? 0) + 1;
   const ids = new Set<string>();
   for (const a of facts.attempts) if (a.sesMessageId) ids.add(a.sesMessageId);
-  for (const e of events.values()) if (e.type === 'Send' && e.lifecycleId !== undefined) ids.add(e.sesMessageId);
+  if (!store) for (const e of list) if (e.type === 'Send' && e.lifecycleId !== undefined) ids.add(e.sesMessageId);
+  const engaged = { opens: 0, clicks: 0 };
+  for (const t of engagement) {
+    engaged.opens += t.opens;
+    engaged.clicks += t.clicks;
+  }
+  if (!store) {
+    for (const e of list) {
+      if (e.type === 'Open') engaged.opens += 1;
+      if (e.type === 'Click') engaged.clicks += 1;
+    }
+  }
   const summary: LifecycleSummary = {
     status: messageStatus(recipients, sending),
     recipients,
     sesMessageIds: [...ids].sort(),
     eventCounts,
-    eventsRecorded: events.size,
+    eventsRecorded: store ? store.size : list.length,
+    engagement: engaged,
   };
   if (facts.sendError) summary.sendError = facts.sendError;
   return summary;
+}
+
+/** Opens and clicks of one SES message, counted instead of kept (rule 11). */
+export interface EngagementTally {
+  sesMessageId: string;
+  opens: number;
+  clicks: number;
+  /** Earliest engagement time: proves delivery when the message had one recipient. */
+  firstAt: string;
+  /** The message's destination as the events gave it (lower-cased). */
+  recipients: string[];
+}
+
+/** What an {@link EventStore} carries across continue-as-new: O(recipients), not O(events). */
+export interface EventStoreSnapshot {
+  events: SesEvent[];
+  engagement: EngagementTally[];
+  counts: Record<string, number>;
+  /** Identities of the most recent events, for dedupe of events that were counted, not kept. */
+  recentIds: string[];
+  /** Events counted but not kept (redundant for every rule). */
+  compacted: number;
+}
+
+/** Bounds of an {@link EventStore} (rule 11). */
+export const STORE_LIMITS = {
+  /** Identities remembered for dedupe beyond the kept events (SNS retries come within the hour). */
+  recentIds: 500,
+  /** Kept outcome events; beyond this only first-of-their-kind events are kept. */
+  maxKept: 400,
+} as const;
+
+/**
+ * The bounded event store of a lifecycle (rule 11). Dedupe by identity (rule 3) over the kept
+ * events plus a window of recent identities. Opens and clicks are tallied per SES message, not
+ * kept. An outcome event is kept unless an event of the same kind (message, type, bounce
+ * type/subtype, complaint type) with an earlier or equal time already covers every recipient
+ * it names, so derivation (earliest per kind, precedence) gives the same state; out-of-office
+ * bounces are kept up to the cap because they are counted. Everything is counted.
+ */
+export class EventStore {
+  private readonly kept = new Map<string, SesEvent>();
+  private readonly tallies = new Map<string, EngagementTally>();
+  private readonly recent: string[] = [];
+  private readonly recentSet = new Set<string>();
+  private readonly typeCounts: Record<string, number> = {};
+  private compactedCount = 0;
+
+  constructor(snapshot?: EventStoreSnapshot) {
+    if (!snapshot) return;
+    for (const e of snapshot.events) this.kept.set(e.id, e);
+    for (const t of snapshot.engagement) this.tallies.set(t.sesMessageId, { ...t, recipients: [...t.recipients] });
+    Object.assign(this.typeCounts, snapshot.counts);
+    for (const id of snapshot.recentIds) this.remember(id);
+    this.compactedCount = snapshot.compacted;
+  }
+
+  /** Records an event; false for a duplicate (already seen by identity). */
+  add(event: SesEvent): boolean {
+    if (this.kept.has(event.id) || this.recentSet.has(event.id)) return false;
+    this.remember(event.id);
+    this.typeCounts[event.type] = (this.typeCounts[event.type] ?? 0) + 1;
+    if (event.type === 'Open' || event.type === 'Click') {
+      const t = this.tallies.get(event.sesMessageId);
+      if (t) {
+        if (event.type === 'Open') t.opens += 1;
+        else t.clicks += 1;
+        if (event.timestamp < t.firstAt) t.firstAt = event.timestamp;
+        for (const r of event.recipients) if (!t.recipients.includes(r) && t.recipients.length < 100) t.recipients.push(r);
+      } else {
+        this.tallies.set(event.sesMessageId, {
+          sesMessageId: event.sesMessageId,
+          opens: event.type === 'Open' ? 1 : 0,
+          clicks: event.type === 'Click' ? 1 : 0,
+          firstAt: event.timestamp,
+          recipients: event.recipients.slice(0, 100),
+        });
+      }
+      return true;
+    }
+    if (this.redundant(event)) {
+      this.compactedCount += 1;
+      return true;
+    }
+    this.kept.set(event.id, compactEvent(event));
+    return true;
+  }
+
+  private redundant(e: SesEvent): boolean {
+    const autoReplyShape = isAutoReplyBounce(e);
+    if (autoReplyShape && this.kept.size < STORE_LIMITS.maxKept) return false;
+    const key = kindKey(e);
+    const covers = (r: string): boolean => {
+      for (const k of this.kept.values()) if (kindKey(k) === key && k.timestamp <= e.timestamp && k.recipients.includes(r)) return true;
+      return false;
+    };
+    if (e.recipients.length > 0 && e.recipients.every(covers)) return true;
+    // Past the cap, keep only events that bring a new kind for a recipient: an earlier copy of
+    // a kind already present changes at most a timestamp, never an outcome.
+    if (this.kept.size >= STORE_LIMITS.maxKept) {
+      const anyOfKind = (r: string): boolean => {
+        for (const k of this.kept.values()) if (kindKey(k) === key && k.recipients.includes(r)) return true;
+        return false;
+      };
+      return e.recipients.every(anyOfKind);
+    }
+    return false;
+  }
+
+  private remember(id: string): void {
+    if (this.recentSet.has(id)) return;
+    this.recent.push(id);
+    this.recentSet.add(id);
+    while (this.recent.length > STORE_LIMITS.recentIds) this.recentSet.delete(this.recent.shift()!);
+  }
+
+  has(id: string): boolean {
+    return this.kept.has(id) || this.recentSet.has(id);
+  }
+
+  /** Kept outcome events (insertion order; derivation never depends on it). */
+  events(): SesEvent[] {
+    return [...this.kept.values()];
+  }
+
+  engagement(): EngagementTally[] {
+    return [...this.tallies.values()];
+  }
+
+  /** Unique events recorded, kept or counted. */
+  get size(): number {
+    return Object.values(this.typeCounts).reduce((n, c) => n + c, 0);
+  }
+
+  counts(): Record<string, number> {
+    return { ...this.typeCounts };
+  }
+
+  get compacted(): number {
+    return this.compactedCount;
+  }
+
+  snapshot(): EventStoreSnapshot {
+    return { events: this.events(), engagement: this.engagement(), counts: this.counts(), recentIds: [...this.recent], compacted: this.compactedCount };
+  }
+}
+
+function kindKey(e: SesEvent): string {
+  return `${e.sesMessageId}|${e.type}|${e.bounce?.type ?? ''}/${e.bounce?.subType ?? ''}|${e.complaint?.feedbackType ?? ''}`;
+}
+
+/** Drops detail that derivation does not need (engagement data, SNS ids, long diagnostics). */
+export function compactEvent(e: SesEvent): SesEvent {
+  const { engagement: _engagement, snsMessageId: _sns, ...rest } = e;
+  if (rest.bounce?.diagnosticCodes) {
+    const codes: Record<string, string> = {};
+    for (const [k, v] of Object.entries(rest.bounce.diagnosticCodes)) codes[k] = v.slice(0, 300);
+    rest.bounce = { ...rest.bounce, diagnosticCodes: codes };
+  }
+  return rest;
 }

@@ -1,77 +1,134 @@
 /**
- * `orphanLifecycle`: records SES events whose lifecycle is unknown or already closed (rule 7),
- * keyed by SES message id, and still runs their follow-ups (suppression). Also how the product
- * adopts SES traffic that was not sent with sendTracked().
+ * `orphanLifecycle`: records SES events whose lifecycle is unknown, closed, or that named a
+ * lifecycle which never sent their message (rule 7, rule 12), keyed by SES message id, and still
+ * runs their follow-ups (suppression). Shares the message lifecycle's machinery: bounded event
+ * store, concurrent suppressions, one wake timer (the idle close), no timer per event.
  */
-import { condition, continueAsNew, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import { durationMs, SA, sesEventSignal, statusQuery, type FollowUp, type LifecycleStatus, type OrphanLifecycleInput } from '../src/definitions';
-import { EventSet, initialFacts, summarize, toSuppress, uniqueLower } from '../src/lifecycle';
-import { compactEvent, latestEvents, renderDetails } from './common';
+import { condition, continueAsNew, patched, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  durationMs,
+  fitKeywordList,
+  ORPHAN_IDLE_TIMEOUT,
+  PATCHES,
+  SA,
+  sesEventSignal,
+  statusQuery,
+  type FollowUp,
+  type LifecycleStatus,
+  type OrphanCarriedState,
+  type OrphanLifecycleInput,
+} from '../src/definitions';
+import { EventStore, initialFacts, summarize, toSuppress, uniqueLower } from '../src/lifecycle';
+import { renderDetails } from './details';
+import { Suppressions } from './follow-ups';
+import { orphanLifecycleV1 } from './v1/orphan-lifecycle';
+import { WakeTimer } from './wake-timer';
 
-const { suppressAddress } = proxyActivities<Activities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5m' },
-});
-
-const DEFAULT_IDLE = '48h';
-const HISTORY_EVENTS_LIMIT = 8_000;
+/** Continue-as-new beyond this many history events (well under Temporal's warnings). */
+const HISTORY_EVENTS_LIMIT = 4_000;
+const MAX_FOLLOW_UPS = 50;
 
 /** Records orphan events until none arrived for `idleTimeout`; returns the derived summary. */
 export async function orphanLifecycle(input: OrphanLifecycleInput): Promise<LifecycleStatus> {
-  const events = new EventSet(input.carried?.events ?? []);
-  const followUps: FollowUp[] = input.carried?.followUps ?? [];
-  const suppressionsDone = new Set(input.carried?.suppressionsDone ?? []);
+  if (!patched(PATCHES.orphanCoreV2)) return orphanLifecycleV1(input);
+  const c = input.carried && 'v' in input.carried ? (input.carried) : undefined;
+  const store = new EventStore(c?.store);
+  for (const e of (input.carried && !('v' in input.carried) ? input.carried.events : undefined) ?? []) store.add(e);
+  const host = {
+    version: 0,
+    followUps: c?.followUps ?? ([] as FollowUp[]),
+    suppressionsDone: new Set(c?.suppressionsDone ?? []),
+    suppressionsPending: new Set(c?.suppressionsPending ?? []),
+    bump() {
+      this.version += 1;
+    },
+    addFollowUp(kind: FollowUp['kind'], detail: string) {
+      this.followUps.push({ kind, at: new Date().toISOString(), detail: detail.slice(0, 500) });
+      if (this.followUps.length > MAX_FOLLOW_UPS) this.followUps.splice(0, this.followUps.length - MAX_FOLLOW_UPS);
+    },
+  };
+  const idleMs = durationMs(input.idleTimeout ?? ORPHAN_IDLE_TIMEOUT);
+  let lastEventAt = c?.lastEventAt ?? Date.now();
   let phase: LifecycleStatus['phase'] = 'awaiting-outcome';
-  let wake = false;
+  const record = (e: Parameters<EventStore['add']>[0]): void => {
+    if (store.add(e)) {
+      lastEventAt = Date.now();
+      host.bump();
+    }
+  };
+  for (const e of input.initialEvents ?? []) record(e);
 
   const snapshot = (): LifecycleStatus => {
-    const facts = initialFacts(uniqueLower(events.values().flatMap((e) => e.recipients)));
+    const recipients = uniqueLower([...store.events().flatMap((e) => e.recipients), ...store.engagement().flatMap((t) => t.recipients)]).slice(0, 200);
+    const facts = initialFacts(recipients);
+    const s = summarize(store, facts);
     return {
-      ...summarize(events, facts),
+      ...s,
+      sesMessageIds: [input.sesMessageId],
       lifecycleId: workflowInfo().workflowId,
       kind: 'orphan',
       phase,
       attempts: [],
-      followUps,
-      latestEvents: latestEvents(events),
+      followUps: host.followUps,
+      latestEvents: store
+        .events()
+        .slice(-20)
+        .map((e) => ({ type: e.type, timestamp: e.timestamp, recipients: e.recipients.slice(0, 5), sesMessageId: e.sesMessageId })),
     };
   };
-  setHandler(sesEventSignal, ({ event }) => {
-    if (events.add(event)) wake = true;
-  });
+  setHandler(sesEventSignal, ({ event }) => record(event));
   setHandler(statusQuery, () => snapshot());
 
+  const timer = new WakeTimer(() => host.bump());
+  const suppressions = new Suppressions(host, workflowInfo().workflowId);
   let lastStatus: string | undefined;
+  let lastRecipients = '';
+  let lastDetails = '';
+  const publish = (s: LifecycleStatus): void => {
+    const fit = fitKeywordList(s.recipients.map((r) => r.email));
+    const updates: Parameters<typeof upsertSearchAttributes>[0] = [];
+    if (s.status !== lastStatus) updates.push({ key: SA.status, value: s.status });
+    if (fit.values.join(',') !== lastRecipients) updates.push({ key: SA.recipients, value: fit.values });
+    if (updates.length > 0) upsertSearchAttributes(updates);
+    lastStatus = s.status;
+    lastRecipients = fit.values.join(',');
+    const extra = [
+      '',
+      input.claimedLifecycleId ? `Events named lifecycle **${input.claimedLifecycleId}**, which did not send this message or is closed.` : 'Events name no lifecycle (sent outside sendTracked?).',
+      ...(fit.dropped > 0 ? [`${fit.dropped} recipients are not in the EmailRecipients search attribute (size limit); all are listed here and in the status query.`] : []),
+    ];
+    const details = renderDetails(s, extra);
+    if (details !== lastDetails) setCurrentDetails(details);
+    lastDetails = details;
+  };
+
   for (;;) {
+    const seen = host.version;
     const s = snapshot();
-    if (s.status !== lastStatus) {
-      upsertSearchAttributes([
-        { key: SA.status, value: s.status },
-        { key: SA.recipients, value: s.recipients.map((r) => r.email) },
-      ]);
-      lastStatus = s.status;
-    }
-    setCurrentDetails(renderDetails(s));
+    publish(s);
     for (const { email, reason } of toSuppress(s.recipients)) {
-      if (suppressionsDone.has(email)) continue;
       if (reason === 'BOUNCE' ? input.suppressOnHardBounce === false : input.suppressOnComplaint === false) continue;
-      suppressionsDone.add(email);
-      await suppressAddress({ email, reason, lifecycleId: workflowInfo().workflowId });
-      followUps.push({ kind: 'suppressed', at: new Date().toISOString(), detail: `${email} (${reason})` });
+      suppressions.start(email, reason);
     }
+    if (Date.now() >= lastEventAt + idleMs && suppressions.idle) break;
+    timer.arm(lastEventAt + idleMs);
     if (workflowInfo().historyLength > HISTORY_EVENTS_LIMIT || workflowInfo().continueAsNewSuggested) {
-      await continueAsNew<typeof orphanLifecycle>({
-        ...input,
-        carried: { events: events.values().map(compactEvent), followUps: followUps.slice(-100), suppressionsDone: [...suppressionsDone] },
-      });
+      await suppressions.settled();
+      const carried: OrphanCarriedState = {
+        v: 2,
+        store: store.snapshot(),
+        followUps: host.followUps,
+        suppressionsDone: [...host.suppressionsDone],
+        suppressionsPending: [...host.suppressionsPending],
+        lastEventAt,
+      };
+      const { initialEvents: _initial, ...rest } = input;
+      await continueAsNew<typeof orphanLifecycle>({ ...rest, idleTimeout: input.idleTimeout ?? ORPHAN_IDLE_TIMEOUT, carried });
     }
-    wake = false;
-    const gotEvent = await condition(() => wake, durationMs(input.idleTimeout ?? DEFAULT_IDLE));
-    if (!gotEvent) break;
+    await condition(() => host.version !== seen);
   }
   phase = 'completed';
   const final = snapshot();
-  setCurrentDetails(renderDetails(final));
+  publish(final);
   return final;
 }

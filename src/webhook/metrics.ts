@@ -43,8 +43,10 @@ export interface WebhookCounts {
   orphaned: number;
   /** Known duplicates answered 200 without signalling again. */
   duplicate: number;
-  /** Valid notifications whose Message is not an SES event (200, nothing recorded). */
+  /** Valid notifications whose Message is not an SES event, or an unknown event type for an unknown message (200, nothing recorded). */
   ignored: number;
+  /** Events Temporal can never accept (INVALID_ARGUMENT): 200 so SNS stops retrying, logged. */
+  refused: number;
   subscriptionsConfirmed: number;
   unsubscribeNotices: number;
   rejected: Partial<Record<RejectReason, number>>;
@@ -60,6 +62,7 @@ export class WebhookMetrics {
     recorded: 0,
     signalled: 0,
     orphaned: 0,
+    refused: 0,
     duplicate: 0,
     ignored: 0,
     subscriptionsConfirmed: 0,

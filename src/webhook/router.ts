@@ -7,9 +7,11 @@
  * `orphanLifecycle` workflow per SES message id (ARCHITECTURE rule 7: never dropped). Temporal
  * itself is the store: no database here, only a bounded in-memory cache of recent deliveries.
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { isGrpcServiceError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { LRUCache } from 'lru-cache';
 import {
+  ORPHAN_IDLE_TIMEOUT,
+  orphanWorkflowId,
   SA,
   sesEventSignal,
   TASK_QUEUE,
@@ -23,9 +25,16 @@ import type { SesEvent } from '../lifecycle';
 
 /** What {@link EventRouter.record} did. */
 export interface RecordResult {
-  /** `signalled`: the message lifecycle got it; `orphaned`: an orphan lifecycle did; `duplicate`: recently recorded, not sent again. */
-  outcome: 'signalled' | 'orphaned' | 'duplicate';
+  /**
+   * `signalled`: the message lifecycle got it; `orphaned`: an orphan lifecycle did; `duplicate`:
+   * recently recorded, not sent again; `ignored`: an event type this version does not know, for
+   * a message no lifecycle sent (nothing could act on it); `refused`: Temporal can never accept
+   * it (INVALID_ARGUMENT), answered 2xx so SNS stops retrying, counted and logged.
+   */
+  outcome: 'signalled' | 'orphaned' | 'duplicate' | 'ignored' | 'refused';
   workflowId: string;
+  /** Why, for `refused` and `ignored`. */
+  reason?: string;
 }
 
 /** Options of {@link EventRouter}. */
@@ -42,6 +51,9 @@ export interface EventRouterOptions {
   /** How long a delivery key is remembered. Default 3 h (the replay window). */
   dedupeTtlMs?: number;
 }
+
+/** gRPC status INVALID_ARGUMENT (the request can never succeed as it is). */
+const GRPC_INVALID_ARGUMENT = 3;
 
 /** Workflow ids we accept from event content: our prefix, printable ASCII, bounded. */
 const MESSAGE_WORKFLOW_ID = /^msg-[\x21-\x7e]{1,250}$/;
@@ -70,6 +82,8 @@ export class EventRouter {
   private readonly rpcTimeoutMs: number;
   private readonly recent: LRUCache<string, string>;
   private readonly inFlight = new Map<string, Promise<RecordResult>>();
+  /** Workflow ids checked to be message lifecycles (type), so a claim is verified once per instance. */
+  private readonly lifecycleTypes = new LRUCache<string, boolean>({ max: 20_000, ttl: 24 * 3_600_000 });
 
   constructor(private readonly opts: EventRouterOptions) {
     this.client = opts.client;
@@ -106,20 +120,51 @@ export class EventRouter {
       const r = await pending;
       return { outcome: 'duplicate', workflowId: r.workflowId };
     }
-    const attempt = this.client.withDeadline(Date.now() + this.rpcTimeoutMs, () => this.route(event));
+    const attempt = this.client.withDeadline(Date.now() + this.rpcTimeoutMs, () => this.route(event)).catch((err: unknown) => {
+      // A request Temporal can never accept (an id or payload over its limits) is permanent:
+      // retrying it for an hour changes nothing, so it is answered, counted and logged.
+      if (isGrpcServiceError(err) && Number(err.code) === GRPC_INVALID_ARGUMENT) {
+        return { outcome: 'refused', workflowId: '', reason: err.details || err.message } satisfies RecordResult;
+      }
+      if (err instanceof Error && isGrpcServiceError(err.cause) && Number(err.cause.code) === GRPC_INVALID_ARGUMENT) {
+        return { outcome: 'refused', workflowId: '', reason: err.cause.details || err.message } satisfies RecordResult;
+      }
+      throw err;
+    });
     this.inFlight.set(key, attempt);
     try {
       const result = await attempt;
-      this.recent.set(key, result.workflowId);
+      if (result.outcome !== 'refused') this.recent.set(key, result.workflowId);
       return result;
     } finally {
       this.inFlight.delete(key);
     }
   }
 
+  /** True when `workflowId` is a message lifecycle (our type), checked once and cached. */
+  private async isMessageLifecycle(workflowId: string): Promise<boolean> {
+    const cached = this.lifecycleTypes.get(workflowId);
+    if (cached !== undefined) return cached;
+    try {
+      const d = await this.client.workflow.getHandle(workflowId).describe();
+      const ours = d.type === WORKFLOW_TYPE.message;
+      this.lifecycleTypes.set(workflowId, ours);
+      return ours;
+    } catch (err) {
+      if (isWorkflowGone(err)) return false;
+      throw err;
+    }
+  }
+
   private async route(event: SesEvent): Promise<RecordResult> {
     const claimed = event.lifecycleId;
-    const target = claimed !== undefined && MESSAGE_WORKFLOW_ID.test(claimed) ? claimed : await this.findBySesMessageId(event.sesMessageId);
+    let target = claimed !== undefined && MESSAGE_WORKFLOW_ID.test(claimed) ? claimed : await this.findBySesMessageId(event.sesMessageId);
+    // Only workflows of our own type are ever signalled: a `lifecycle-id` naming any other
+    // workflow would lose the event there.
+    if (target !== undefined && !(await this.isMessageLifecycle(target))) target = undefined;
+    if (target === undefined && event.type.startsWith('Unknown:')) {
+      return { outcome: 'ignored', workflowId: '', reason: `event type ${event.type.slice(8)} is unknown to this version and no lifecycle sent message ${event.sesMessageId}` };
+    }
     if (target !== undefined) {
       try {
         await this.client.workflow.getHandle(target).signal(sesEventSignal, { event } satisfies SesEventSignal);
@@ -148,11 +193,12 @@ export class EventRouter {
   }
 
   private async orphan(event: SesEvent, claimedLifecycleId: string | undefined): Promise<RecordResult> {
-    const workflowId = `${WORKFLOW_ID_PREFIX.orphan}${event.sesMessageId}`;
+    const workflowId = orphanWorkflowId(event.sesMessageId);
     const input: OrphanLifecycleInput = {
       sesMessageId: event.sesMessageId,
       ...(claimedLifecycleId !== undefined ? { claimedLifecycleId: claimedLifecycleId.slice(0, 256) } : {}),
-      ...(this.opts.orphanIdleTimeout !== undefined ? { idleTimeout: this.opts.orphanIdleTimeout } : {}),
+      // Resolved here: a running orphan never reads a default that could change under it.
+      idleTimeout: this.opts.orphanIdleTimeout ?? ORPHAN_IDLE_TIMEOUT,
     };
     // Starts the orphan lifecycle, or signals it when it runs; a closed one gets a new run.
     await this.client.workflow.signalWithStart(WORKFLOW_TYPE.orphan, {
@@ -163,7 +209,7 @@ export class EventRouter {
       signalArgs: [{ event } satisfies SesEventSignal],
       typedSearchAttributes: [
         { key: SA.kind, value: 'orphan' },
-        { key: SA.sesMessageIds, value: [event.sesMessageId] },
+        { key: SA.sesMessageIds, value: [event.sesMessageId.slice(0, 1_000)] },
       ],
       staticSummary: `Orphan SES events for message ${event.sesMessageId}`.slice(0, 200),
       staticDetails: [

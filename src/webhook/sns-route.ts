@@ -98,6 +98,12 @@ export const snsRoute: FastifyPluginCallback<SnsRouteOptions> = (app, { options,
     const elog = log.child({ sesMessageId: event.sesMessageId, lifecycleId: event.lifecycleId, eventType: event.type, eventId: event.id });
     try {
       const result = await router.record(event);
+      if (result.outcome === 'refused' || result.outcome === 'ignored') {
+        // Permanent: 200 so SNS stops retrying; counted and logged, never silent.
+        metrics.inc(result.outcome);
+        elog.warn({ outcome: result.outcome, reason: result.reason }, 'SES event not recorded (permanent condition)');
+        return ok(reply, 'ignored');
+      }
       metrics.inc(result.outcome);
       if (result.outcome !== 'duplicate') metrics.event(event.type);
       elog.info({ outcome: result.outcome, workflowId: result.workflowId }, 'SES event routed');

@@ -1,6 +1,6 @@
 /** Helpers shared by the lifecycle workflows (deterministic, no I/O). */
-import type { LifecycleStatus } from '../src/definitions';
-import type { EventSet, SesEvent } from '../src/lifecycle';
+import type { LifecycleStatus } from '../../src/definitions';
+import type { EventSet, SesEvent } from './lifecycle';
 
 /** How many recent events the status query and the UI details show. */
 const LATEST_EVENTS = 20;
