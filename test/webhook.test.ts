@@ -186,7 +186,7 @@ describe('webhook end to end (sandbox SNS → real HTTP → Temporal)', () => {
     const s = await lifecycleStatus(orphanId(sesId));
     expect(s.kind).toBe('orphan');
     expect(s.eventCounts).toEqual({ Delivery: 1 });
-    expect(s.sesMessageIds).toEqual([]); // orphans do not claim sends
+    expect(s.sesMessageIds).toEqual([sesId]); // an orphan is named after its SES message
   });
 
   it('routes by SES message id through visibility when the event has no lifecycle id, and to an orphan once the lifecycle closed', async () => {
@@ -242,11 +242,13 @@ describe('webhook end to end (sandbox SNS → real HTTP → Temporal)', () => {
     expect((await lifecycleStatus(orphanId(sesId))).eventCounts).toEqual({ Delivery: 1, Open: 1 });
   });
 
-  it('records SES event types this version does not know', async () => {
+  it('an SES event type this version does not know, for a message no lifecycle sent: 200, counted, no workflow started (rule 7)', async () => {
     const sesId = newSesId();
     const future = { eventType: 'Teleport', mail: { timestamp: new Date().toISOString(), messageId: sesId, destination: ['x@example.com'] }, teleport: { to: 'mars' } };
-    expect(await post(signedNotification(future))).toEqual({ status: 200, json: { status: 'recorded' } });
-    expect((await lifecycleStatus(orphanId(sesId))).eventCounts).toEqual({ 'Unknown:Teleport': 1 });
+    const before = serverMetrics.snapshot().ignored;
+    expect(await post(signedNotification(future))).toEqual({ status: 200, json: { status: 'ignored' } });
+    expect(serverMetrics.snapshot().ignored).toBe(before + 1);
+    await expect(lifecycleStatus(orphanId(sesId))).rejects.toThrow();
   });
 
   it('answers an UnsubscribeConfirmation with 200 and does not re-subscribe; a tampered one is 403', async () => {

@@ -83,7 +83,7 @@ export async function sendAttempt(state: LifecycleState, attemptNo: number, reci
             facts.sendError = { type: ErrorType.SesAmbiguous, message: `no SES event after ${ambiguous} ambiguous attempts` };
             return;
           }
-          state.addFollowUp('ambiguous-send', `attempt ${attemptNo}: no SES event within the wait; resending`);
+          state.addFollowUp('ambiguous-send', `attempt ${attemptNo}: no Send event within the wait; resending`);
           continue;
         }
         const message = err instanceof ActivityFailure && err.cause instanceof Error ? err.cause.message : String(err);
