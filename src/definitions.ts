@@ -292,7 +292,7 @@ export function durationMs(d: Duration): number {
  * servers enforce it by default (`limit.searchAttributeSizeOfValue`, 2 KiB). Our upserts stay
  * below it with room to spare: an upsert over it terminates the workflow.
  */
-export const SA_VALUE_BUDGET_BYTES = 1_800;
+export const SA_VALUE_BUDGET_BYTES = 2_000;
 
 /** UTF-8 byte length, without TextEncoder (not every workflow sandbox version has it). */
 export function utf8Length(s: string): number {
