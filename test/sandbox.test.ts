@@ -502,6 +502,61 @@ describe('SNS Query API through the real SDK', () => {
   });
 });
 
+describe('the SNS API is locked to the sandbox credentials', () => {
+  it('refuses GET Publish/Subscribe and unsigned or wrongly signed POSTs; SigV4 with the credentials works; SubscribeURL links still work', async () => {
+    const sb = await sandbox();
+    const rx = await new Receiver(sb).start();
+    const s = sns(sb);
+    const { TopicArn } = await s.send(new CreateTopicCommand({ Name: 'locked' }));
+    await s.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${rx.url}/sns` }));
+    await sb.waitForSubscriptionConfirmed(TopicArn ?? '', 5000); // the GET SubscribeURL link works unsigned
+    const canary = http.createServer((_req, res) => res.end());
+    let canaryHits = 0;
+    canary.on('request', () => (canaryHits += 1));
+    await new Promise<void>((r) => canary.listen(0, '127.0.0.1', r));
+    const canaryUrl = `http://127.0.0.1:${(canary.address() as AddressInfo).port}/x`;
+    try {
+      const bounce = JSON.stringify({ eventType: 'Bounce', mail: { messageId: 'forged' } });
+      const ledgerBefore = sb.ledger().length;
+      for (const base of [sb.endpoint, sb.httpsOrigin]) {
+        const get = (q: string) => (base.startsWith('https') ? httpsGet(`${base}/?${q}`, sb.caCertPem) : fetch(`${base}/?${q}`).then(async (r) => ({ status: r.status, body: await r.text() })));
+        const publish = await get(`Action=Publish&TopicArn=${TopicArn}&Message=${encodeURIComponent(bounce)}`);
+        expect(publish.status, base).toBe(403);
+        expect(publish.body).toContain('<Code>AuthorizationError</Code>');
+        expect((await get(`Action=Subscribe&TopicArn=${TopicArn}&Protocol=http&Endpoint=${encodeURIComponent(canaryUrl)}`)).status).toBe(403);
+        expect((await get(`Action=ListTopics`)).status).toBe(403); // read-only, but unsigned
+      }
+      // Unsigned POST (what curl or a browser form would send).
+      const unsigned = await fetch(`${sb.endpoint}/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `Action=Publish&TopicArn=${TopicArn}&Message=${encodeURIComponent(bounce)}` });
+      expect(unsigned.status).toBe(403);
+      expect(await unsigned.text()).toContain('<Code>MissingAuthenticationToken</Code>');
+      // Real SDK, other access key / right key with another secret.
+      const other = new SNSClient({ region: sb.region, endpoint: sb.endpoint, credentials: { accessKeyId: 'AKIAOTHERKEY00000000', secretAccessKey: sb.credentials.secretAccessKey }, maxAttempts: 1 });
+      expect((await sdkError(() => other.send(new PublishCommand({ TopicArn, Message: bounce })))).name).toBe('InvalidClientTokenId');
+      const wrongSecret = new SNSClient({ region: sb.region, endpoint: sb.endpoint, credentials: { accessKeyId: sb.credentials.accessKeyId, secretAccessKey: 'not-the-secret' }, maxAttempts: 1 });
+      expect((await sdkError(() => wrongSecret.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: canaryUrl })))).name).toBe('SignatureDoesNotMatch');
+      await sb.waitForIdle(5000);
+      expect(sb.ledger().length).toBe(ledgerBefore);
+      expect(canaryHits).toBe(0);
+      // The right credentials work, over HTTP and HTTPS endpoints.
+      expect((await s.send(new PublishCommand({ TopicArn, Message: 'hello', Subject: 'Greetings' }))).MessageId).toBeTruthy();
+      await sb.waitForIdle(5000);
+      expect(sb.ledger().length).toBe(ledgerBefore + 1);
+    } finally {
+      await new Promise((r) => canary.close(r));
+    }
+  });
+
+  it('custom credentials replace the defaults entirely', async () => {
+    const credentials = { accessKeyId: 'AKIACUSTOMSANDBOX001', secretAccessKey: 'custom-secret-0123456789' };
+    const sb = await sandbox({ credentials });
+    expect(sb.credentials).toEqual(credentials);
+    expect((await sns(sb).send(new CreateTopicCommand({ Name: 'custom' }))).TopicArn).toMatch(/:custom$/);
+    const legacy = new SNSClient({ region: sb.region, endpoint: sb.endpoint, credentials: { accessKeyId: 'sandbox', secretAccessKey: 'sandbox' }, maxAttempts: 1 });
+    expect((await sdkError(() => legacy.send(new CreateTopicCommand({ Name: 'x' })))).name).toBe('InvalidClientTokenId');
+  });
+});
+
 describe('SES events as signed SNS notifications', () => {
   it('publishes the mailbox simulator sequences, verified by sns-validator', async () => {
     const sb = await sandbox();

@@ -62,6 +62,11 @@ export interface SandboxOptions {
   eventDelayMs?: number;
   /** Structured logger (e.g. pino). Default: silent. */
   logger?: SandboxLogger;
+  /**
+   * Credentials SNS API requests must be SigV4-signed with. Default {@link SANDBOX_CREDENTIALS}
+   * (public constants; the legacy `sandbox`/`sandbox` pair is then accepted too).
+   */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 /** A header of an accepted message. */
@@ -174,7 +179,7 @@ export interface SesSandbox {
   readonly signingCertUrl: string;
   readonly region: string;
   readonly accountId: string;
-  /** Dummy credentials; any credentials are accepted. */
+  /** The credentials SNS API calls must be signed with (SESv2 calls are not checked). */
   readonly credentials: { accessKeyId: string; secretAccessKey: string };
   /**
    * Creates a configuration set, an SNS topic (default name `<name>-events`), an HTTP(S)
