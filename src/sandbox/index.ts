@@ -157,7 +157,7 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
   const accountId = opts.accountId ?? '123456789012';
   if (!/^\d{12}$/.test(accountId)) throw new Error(`SandboxOptions.accountId must be 12 digits, got ${accountId}`);
   if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new Error(`SandboxOptions.region is not an AWS region name: ${region}`);
-  const signatureVersion = opts.signatureVersion ?? '2';
+  const signatureVersion = opts.signatureVersion ?? '1';
   if (signatureVersion !== '1' && signatureVersion !== '2') throw new Error(`SandboxOptions.signatureVersion must be '1' or '2'`);
   const policy = {
     retries: positive('sns.retries', opts.sns?.retries, 3, true),

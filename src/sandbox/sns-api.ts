@@ -58,6 +58,7 @@ function topicAttributes(t: Topic, accountId: string): Record<string, string> {
     TopicArn: t.arn,
     Owner: accountId,
     DisplayName: t.displayName,
+    SignatureVersion: t.signatureVersion,
     SubscriptionsConfirmed: String(subs.filter((s) => s.confirmed).length),
     SubscriptionsPending: String(subs.filter((s) => !s.confirmed).length),
     SubscriptionsDeleted: String(t.deletedSubscriptions),
@@ -82,7 +83,7 @@ export function handleSnsAction(sns: SnsService, accountId: string, params: URLS
   switch (action) {
     case 'CreateTopic': {
       const attrs = readMap(params, 'Attributes');
-      const t = sns.createTopic(required(params, 'Name'), attrs.DisplayName ?? '');
+      const t = sns.createTopic(required(params, 'Name'), attrs.DisplayName ?? '', attrs);
       return response(action, el('TopicArn', t.arn));
     }
     case 'DeleteTopic':
@@ -93,6 +94,9 @@ export function handleSnsAction(sns: SnsService, accountId: string, params: URLS
         .listTopics()
         .map((t) => `<member>${el('TopicArn', t.arn)}</member>`)
         .join('')}</Topics>`);
+    case 'SetTopicAttributes':
+      sns.setTopicAttribute(required(params, 'TopicArn'), required(params, 'AttributeName'), params.get('AttributeValue') ?? '');
+      return response(action);
     case 'GetTopicAttributes':
       return response(action, attributesXml(topicAttributes(sns.getTopic(required(params, 'TopicArn')), accountId)));
     case 'Subscribe': {

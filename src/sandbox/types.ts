@@ -54,7 +54,10 @@ export interface SandboxOptions {
   max24HourSend?: number;
   /** Account-level suppression list for BOUNCE and COMPLAINT. Default true. */
   accountSuppression?: boolean;
-  /** SNS SignatureVersion. Default `'2'` (RSA-SHA256). */
+  /**
+   * SignatureVersion of topics created without the `SignatureVersion` attribute. Default `'1'`
+   * (RSA-SHA1), as SNS; `CreateTopic`/`SetTopicAttributes` `SignatureVersion=2` switch a topic to RSA-SHA256.
+   */
   signatureVersion?: '1' | '2';
   sns?: SandboxSnsOptions;
   chaos?: SandboxChaosOptions;
