@@ -31,9 +31,9 @@ export interface WebhookOptions {
   /** Allowed `host` (hostname[:port]) of SubscribeURL. Default `sns.<region>.amazonaws.com(.cn)`, no port. */
   subscribeHostPattern?: RegExp;
   /**
-   * Extra CA (PEM) trusted for certificate and SubscribeURL fetches (per request, public roots
-   * kept) and, unless `trustedCaPems` says otherwise, the only trust anchor of signing
-   * certificates. SANDBOX ONLY.
+   * Extra CA (PEM; several certificates may be concatenated) trusted for certificate and
+   * SubscribeURL fetches (per request, public roots kept) and, unless `trustedCaPems` says
+   * otherwise, the only trust anchor of signing certificates. SANDBOX ONLY.
    */
   extraCaPem?: string;
   /**

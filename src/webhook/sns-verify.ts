@@ -75,7 +75,7 @@ export interface SnsVerifierOptions {
   trustedCaPems?: readonly string[];
   /** Intermediate CA certificates (PEM) to build chains with, besides those in the fetched PEM. */
   intermediatePems?: readonly string[];
-  /** Extra CA (PEM) trusted for the HTTPS connection that fetches certificates (sandbox). */
+  /** Extra CA (PEM, one or a bundle) trusted for the HTTPS connection that fetches certificates (sandbox). */
   fetchCaPem?: string;
   /**
    * Names the signing certificate may carry (SAN dNSName, else subject CN). Default: derived from
@@ -165,9 +165,9 @@ export function amazonRootCas(): X509Certificate[] {
 }
 
 /** Splits a PEM bundle into certificates. @throws Error when there is none or one is invalid. */
-function parsePemBundle(text: string): X509Certificate[] {
+function parsePemBundle(text: string, max = 8): X509Certificate[] {
   const blocks = text.match(/-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0 || blocks.length > 8) throw new Error('no PEM certificate');
+  if (blocks.length === 0 || blocks.length > max) throw new Error('no PEM certificate, or too many');
   return blocks.map((b) => new X509Certificate(b));
 }
 
@@ -239,9 +239,10 @@ export class SnsVerifier {
   private readonly now: () => number;
 
   constructor(private readonly opts: SnsVerifierOptions) {
-    this.anchors = opts.trustedCaPems ? opts.trustedCaPems.map((p) => new X509Certificate(p)) : amazonRootCas();
+    // Each entry may be one PEM certificate or a bundle of several.
+    this.anchors = opts.trustedCaPems ? opts.trustedCaPems.flatMap((p) => parsePemBundle(p, 64)) : amazonRootCas();
     if (this.anchors.length === 0) throw new Error('SnsVerifier: no trust anchor');
-    this.intermediates = (opts.intermediatePems ?? []).map((p) => new X509Certificate(p));
+    this.intermediates = (opts.intermediatePems ?? []).flatMap((p) => parsePemBundle(p, 64));
     this.issuerUrlPattern = opts.issuerUrlPattern ?? DEFAULT_ISSUER_URL_PATTERN;
     this.certs = new LRUCache({ max: opts.maxCachedCertificates ?? 64 });
     this.failures = new LRUCache({ max: 1024, ttl: opts.failureTtlMs ?? 5_000 });
