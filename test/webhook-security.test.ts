@@ -4,8 +4,9 @@
  * (a throw-away PKI), real RSA signatures, real sockets. No Temporal is needed: every message here
  * is refused, or is a validly signed non-SES notification (answered `ignored` after verification).
  */
-import { randomUUID } from 'node:crypto';
-import { createConnection, type Socket } from 'node:net';
+import { randomUUID, X509Certificate } from 'node:crypto';
+import http from 'node:http';
+import { createConnection, type AddressInfo, type Socket } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -120,6 +121,39 @@ describe('the signing certificate itself is checked (subject, validity, chain), 
     expect(await post(a, served(leaf, leaf.certPem))).toEqual(NOT_TRUSTED);
     // A configured intermediate works too.
     expect(await post(await app({ certIntermediatePems: [intermediate.certPem] }), served(leaf, leaf.certPem))).toEqual(IGNORED);
+  });
+
+  it('an intermediate missing from the PEM is fetched from the certificate\'s "CA Issuers" URL (DER), only on an allowed URL', async () => {
+    const intermediate = issue({ cn: 'test intermediate (AIA)', issuer: signingCa, ca: true });
+    let fetches = 0;
+    const aia = http.createServer((req, res) => {
+      fetches += 1;
+      res.writeHead(200, { 'content-type': 'application/pkix-cert' }).end(new X509Certificate(intermediate.certPem).raw);
+    });
+    await new Promise<void>((r) => aia.listen(0, '127.0.0.1', r));
+    const aiaUrl = `http://127.0.0.1:${(aia.address() as AddressInfo).port}/int.cer`;
+    try {
+      const leaf = issue({ cn: 'sns.amazonaws.com', issuer: intermediate, caIssuersUrl: aiaUrl });
+      expect(new X509Certificate(leaf.certPem).infoAccess).toContain(`CA Issuers - URI:${aiaUrl}`);
+      const verifier = (issuerUrlPattern?: RegExp) =>
+        new SnsVerifier({
+          certHostPattern: new RegExp(`^${escapeRe(server.host)}$`),
+          certPathPattern: /^\/SimpleNotificationService-[0-9a-f]+\.pem$/,
+          timeoutMs: 2_000,
+          fetchCaPem: tlsCa.certPem,
+          trustedCaPems: [signingCa.certPem],
+          ...(issuerUrlPattern ? { issuerUrlPattern } : {}),
+        });
+      // The default pattern (crt.*.amazontrust.com) does not allow this URL: not fetched, refused.
+      await expect(verifier().verify(served(leaf, leaf.certPem))).rejects.toMatchObject({ permanent: true, reason: 'cert-not-trusted' });
+      expect(fetches).toBe(0);
+      const allowed = verifier(new RegExp(`^${escapeRe(aiaUrl)}$`));
+      await expect(allowed.verify(served(leaf, leaf.certPem))).resolves.toBeUndefined();
+      await expect(allowed.verify(served(leaf, leaf.certPem))).resolves.toBeUndefined(); // intermediate cached
+      expect(fetches).toBe(1);
+    } finally {
+      await new Promise((r) => aia.close(r));
+    }
   });
 
   it('by default only Amazon Root CA 1-4 are anchors: a well-formed sns.amazonaws.com certificate from another CA is refused', async () => {

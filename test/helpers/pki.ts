@@ -33,6 +33,8 @@ export interface IssueOptions {
   /** DNS SANs (and, for servers, IP 127.0.0.1). */
   dnsNames?: string[];
   server?: boolean;
+  /** Authority Information Access "CA Issuers" URL. */
+  caIssuersUrl?: string;
 }
 
 /** Issues a certificate (self-signed when no issuer). */
@@ -55,6 +57,16 @@ export function issue(o: IssueOptions): KeyAndCert {
   else ext.push({ name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true });
   if (o.server) ext.push({ name: 'extKeyUsage', serverAuth: true });
   if (o.dnsNames?.length) ext.push({ name: 'subjectAltName', altNames: [...o.dnsNames.map((value) => ({ type: 2, value })), ...(o.server ? [{ type: 7, ip: '127.0.0.1' }] : [])] });
+  if (o.caIssuersUrl !== undefined) {
+    const { asn1 } = forge;
+    const access = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+      asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+        asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer('1.3.6.1.5.5.7.48.2').getBytes()),
+        asn1.create(asn1.Class.CONTEXT_SPECIFIC, 6, false, o.caIssuersUrl),
+      ]),
+    ]);
+    ext.push({ id: '1.3.6.1.5.5.7.1.1', value: asn1.toDer(access).getBytes() });
+  }
   cert.setExtensions(ext);
   cert.sign(o.issuer?.key ?? key, forge.md.sha256.create());
   return { keyPem: k.privatePem, certPem: forge.pki.certificateToPem(cert), cert, key };
