@@ -53,7 +53,7 @@ export const ENV_SCHEMA = {
   WEBHOOK_PORT: port.default(3000).describe('Webhook listen port'),
   WEBHOOK_PATH: z.string().regex(/^\/[A-Za-z0-9/_-]*$/).default('/sns').describe('Webhook route for SNS'),
   WEBHOOK_METRICS_HOST: z.string().min(1).default('127.0.0.1').describe('Listen address of the webhook\'s Prometheus /metrics (a separate listener, loopback by default)'),
-  WEBHOOK_METRICS_PORT: port.default(9465).describe('Port of the webhook\'s /metrics listener (0 = any free port)'),
+  WEBHOOK_METRICS_PORT: port.default(0).describe('Port of the webhook\'s /metrics listener (0 = any free port; set one, e.g. 9465, to scrape it)'),
   WEBHOOK_METRICS_TOKEN: z.string().regex(/^[\x21-\x7e]{16,}$/, 'at least 16 printable characters, no spaces').optional().describe('Bearer token required by /metrics; when set, /metrics is also served on the webhook port (never logged)'),
   WEBHOOK_KEEP_ALIVE_TIMEOUT: z.string().regex(/^\d+(ms|s|m)$/).default('10s').describe('Idle time after which the webhook closes a keep-alive connection'),
   WEBHOOK_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(1024).describe('Open connections the webhook accepts at once (more are closed on arrival)'),

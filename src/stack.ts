@@ -30,7 +30,7 @@ export interface StackOptions {
   taskQueue?: string;
   /** Webhook port override (0 = free port). */
   webhookPort?: number;
-  /** Port of the webhook's /metrics listener (0 = free port). Default: the config's, or a free port when `webhookPort` is 0. */
+  /** Port of the webhook's /metrics listener (0 = free port). Default: the config's (`WEBHOOK_METRICS_PORT`). */
   webhookMetricsPort?: number;
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Logger; default pino at the config's level. */
@@ -196,7 +196,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     // 3. Webhook
     const webhookPort = opts.webhookPort ?? config.webhook.port;
     await assertPortFree(webhookPort, config.webhook.host, 'WEBHOOK_PORT');
-    const metricsPort = opts.webhookMetricsPort ?? (webhookPort === 0 ? 0 : config.webhook.metricsPort);
+    const metricsPort = opts.webhookMetricsPort ?? config.webhook.metricsPort;
     await assertPortFree(metricsPort, config.webhook.metricsHost, 'WEBHOOK_METRICS_PORT');
     const sandboxHost = sandbox ? new RegExp(`^${escapeRegExp(sandbox.certHost)}$`) : undefined;
     const webhook = await startWebhookServer({
