@@ -11,7 +11,9 @@ import {
   type SendEmailCommandInput,
 } from '@aws-sdk/client-sesv2';
 import { ApplicationFailure } from '@temporalio/common';
-import { CALLBACK_HEADERS, signCallback } from '../src/callbacks';
+import http from 'node:http';
+import https from 'node:https';
+import { CALLBACK_HEADERS, CallbackDestinationError, checkCallbackUrl, guardedLookup, signCallback } from '../src/callbacks';
 import { ErrorType, LIFECYCLE_HEADER, LIFECYCLE_TAG, type CallbackPayload, type EmailMessage } from '../src/definitions';
 import { workerMetrics } from '../src/metrics';
 import { classifySesError, toApplicationFailure } from './ses-errors';
@@ -25,6 +27,10 @@ export interface ActivityDeps {
   callbackSecret?: string;
   /** Timeout of one callback POST. Default 10 s. */
   callbackTimeoutMs?: number;
+  /** Callback hosts allowed to be loopback/private/link-local (`CALLBACK_ALLOWED_HOSTS`). */
+  callbackAllowedHosts?: readonly string[];
+  /** Refuse http callback URLs (aws mode). Default false. */
+  callbackRequireHttps?: boolean;
 }
 
 /** Input of {@link createActivities}' `sendEmail`. */
@@ -167,40 +173,66 @@ export function createActivities(deps: ActivityDeps) {
 
     /**
      * POSTs a signed state change to the app's callback URL. 2xx = done; 408/429/5xx and network
-     * errors are retried by Temporal; other 4xx mean the app refuses it for good.
+     * errors are retried by Temporal; other 4xx mean the app refuses it for good, and so does a
+     * destination that is not allowed (userinfo, loopback/private/link-local address, checked
+     * again at each POST on the addresses the connection uses).
      */
     async notifyCallback(input: { url: string; payload: CallbackPayload }): Promise<{ status: number }> {
       if (!deps.callbackSecret) {
         throw ApplicationFailure.nonRetryable('callbacks need CALLBACK_SECRET on the worker', ErrorType.CallbackRejected);
       }
+      const check = checkCallbackUrl(input.url, {
+        ...(deps.callbackAllowedHosts !== undefined ? { allowedHosts: deps.callbackAllowedHosts } : {}),
+        ...(deps.callbackRequireHttps !== undefined ? { requireHttps: deps.callbackRequireHttps } : {}),
+      });
+      if (!check.ok) throw ApplicationFailure.nonRetryable(`callbackUrl refused: ${check.reason}`, ErrorType.CallbackRejected);
       const body = JSON.stringify(input.payload);
       const timestamp = Math.floor(Date.now() / 1000);
-      let res: Response;
+      let status: number;
       try {
-        res = await fetch(input.url, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'user-agent': 'ses-lifecycle-callback/1',
-            [CALLBACK_HEADERS.eventId]: input.payload.eventId,
-            [CALLBACK_HEADERS.timestamp]: String(timestamp),
-            [CALLBACK_HEADERS.signature]: signCallback(deps.callbackSecret, timestamp, body),
-          },
-          body,
-          redirect: 'manual',
-          signal: AbortSignal.timeout(deps.callbackTimeoutMs ?? 10_000),
+        status = await postCallback(check.url, check.allowedHost, body, deps.callbackTimeoutMs ?? 10_000, {
+          'content-type': 'application/json',
+          'user-agent': 'ses-lifecycle-callback/1',
+          [CALLBACK_HEADERS.eventId]: input.payload.eventId,
+          [CALLBACK_HEADERS.timestamp]: String(timestamp),
+          [CALLBACK_HEADERS.signature]: signCallback(deps.callbackSecret, timestamp, body),
         });
-        await res.arrayBuffer().catch(() => undefined);
       } catch (err) {
+        if (err instanceof CallbackDestinationError) throw ApplicationFailure.nonRetryable(`callbackUrl refused: ${err.message}`, ErrorType.CallbackRejected);
         throw ApplicationFailure.retryable(`callback POST failed: ${(err as Error).name}`, 'CallbackUnreachable');
       }
-      if (res.status >= 200 && res.status < 300) return { status: res.status };
-      if (res.status === 408 || res.status === 429 || res.status >= 500) {
-        throw ApplicationFailure.retryable(`callback answered ${res.status}`, 'CallbackUnavailable');
+      if (status >= 200 && status < 300) return { status };
+      if (status === 408 || status === 429 || status >= 500) {
+        throw ApplicationFailure.retryable(`callback answered ${status}`, 'CallbackUnavailable');
       }
-      throw ApplicationFailure.nonRetryable(`callback answered ${res.status}`, ErrorType.CallbackRejected);
+      throw ApplicationFailure.nonRetryable(`callback answered ${status}`, ErrorType.CallbackRejected);
     },
   };
+}
+
+/**
+ * One callback POST: no redirects followed, the response body drained and discarded, the whole
+ * exchange bounded by `timeoutMs`, and the destination's addresses checked as they are resolved.
+ *
+ * @throws {CallbackDestinationError} when the host resolves to a forbidden address.
+ */
+function postCallback(url: URL, allowedHost: boolean, body: string, timeoutMs: number, headers: Record<string, string>): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? https : http).request(url, {
+      method: 'POST',
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      lookup: guardedLookup(allowedHost),
+      signal: AbortSignal.timeout(timeoutMs),
+      agent: false,
+    });
+    req.on('response', (res) => {
+      res.on('error', () => undefined);
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.resume();
+    });
+    req.on('error', (err) => reject(err));
+    req.end(body);
+  });
 }
 
 /** The activity interface the workflow proxies. */

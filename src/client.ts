@@ -36,6 +36,7 @@ import {
 } from './definitions';
 import type { MessageStatus } from './lifecycle';
 import { uniqueLower } from './lifecycle';
+import { checkCallbackUrl } from './callbacks';
 
 /** Thrown when `sendTracked()` input is invalid; nothing was started. `field` names the bad field. */
 export class InvalidEmailInputError extends Error {
@@ -157,7 +158,7 @@ export interface SendTrackedOptions {
  *
  * @throws {InvalidEmailInputError} naming the first bad field (e.g. `to[2]`, `tags.campaign`).
  */
-export function validateSendInput(input: unknown): SendTrackedInput {
+export function validateSendInput(input: unknown, opts: CallbackUrlOptions = {}): SendTrackedInput {
   const r = inputSchema.safeParse(input);
   if (!r.success) {
     const issue = r.error.issues[0]!;
@@ -166,7 +167,30 @@ export function validateSendInput(input: unknown): SendTrackedInput {
     const field = path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '') || '(input)';
     throw new InvalidEmailInputError(`invalid ${field}: ${issue.message}`, field);
   }
+  if (r.data.callbackUrl !== undefined) validateCallbackUrl(r.data.callbackUrl, opts);
   return r.data;
+}
+
+/** Which callback destinations are acceptable (see `checkCallbackUrl`). */
+export interface CallbackUrlOptions {
+  /** Hosts allowed to be loopback/private/link-local (`CALLBACK_ALLOWED_HOSTS`). */
+  callbackAllowedHosts?: readonly string[];
+  /** Refuse http callback URLs (aws mode). */
+  callbackRequireHttps?: boolean;
+}
+
+/**
+ * Refuses a callback URL with userinfo, or pointing to a loopback, private or link-local IP or to
+ * `localhost`, unless its host is allowed. (Host names are resolved and checked again at each POST.)
+ *
+ * @throws {InvalidEmailInputError} with field `callbackUrl`.
+ */
+export function validateCallbackUrl(url: string, opts: CallbackUrlOptions = {}): void {
+  const check = checkCallbackUrl(url, {
+    ...(opts.callbackAllowedHosts !== undefined ? { allowedHosts: opts.callbackAllowedHosts } : {}),
+    ...(opts.callbackRequireHttps !== undefined ? { requireHttps: opts.callbackRequireHttps } : {}),
+  });
+  if (!check.ok) throw new InvalidEmailInputError(`invalid callbackUrl: ${check.reason}`, 'callbackUrl');
 }
 
 /** Workflow id for an idempotency key: readable when the key is tag-safe, hashed otherwise. */
@@ -189,6 +213,10 @@ export interface ConnectOptions {
   taskQueue?: string;
   /** Callback URL for sends that name none. */
   defaultCallbackUrl?: string;
+  /** Callback hosts allowed to be loopback/private/link-local (`CALLBACK_ALLOWED_HOSTS`). */
+  callbackAllowedHosts?: readonly string[];
+  /** Refuse http callback URLs (aws mode). */
+  callbackRequireHttps?: boolean;
 }
 
 /** Signature of the `messageLifecycle` workflow, for typed handles. */
@@ -237,14 +265,20 @@ export class LifecycleClient {
   /** Callback URL used when a send names none (`CALLBACK_URL`). */
   readonly defaultCallbackUrl: string | undefined;
 
+  private readonly callbackOptions: CallbackUrlOptions;
+
   constructor(
     /** The underlying Temporal client (shared, not owned unless created by `connect`). */
     readonly temporal: Client,
-    opts: { taskQueue?: string; defaultCallbackUrl?: string } = {},
+    opts: { taskQueue?: string; defaultCallbackUrl?: string } & CallbackUrlOptions = {},
     private readonly ownedConnection?: Connection,
   ) {
     this.taskQueue = opts.taskQueue ?? TASK_QUEUE;
     this.defaultCallbackUrl = opts.defaultCallbackUrl;
+    this.callbackOptions = {
+      ...(opts.callbackAllowedHosts !== undefined ? { callbackAllowedHosts: opts.callbackAllowedHosts } : {}),
+      ...(opts.callbackRequireHttps !== undefined ? { callbackRequireHttps: opts.callbackRequireHttps } : {}),
+    };
   }
 
   /** Connects to Temporal. @throws the SDK's connection error when the server is unreachable. */
@@ -257,7 +291,12 @@ export class LifecycleClient {
     const client = new Client({ connection, namespace: opts.namespace ?? 'default' });
     return new LifecycleClient(
       client,
-      { ...(opts.taskQueue !== undefined ? { taskQueue: opts.taskQueue } : {}), ...(opts.defaultCallbackUrl !== undefined ? { defaultCallbackUrl: opts.defaultCallbackUrl } : {}) },
+      {
+        ...(opts.taskQueue !== undefined ? { taskQueue: opts.taskQueue } : {}),
+        ...(opts.defaultCallbackUrl !== undefined ? { defaultCallbackUrl: opts.defaultCallbackUrl } : {}),
+        ...(opts.callbackAllowedHosts !== undefined ? { callbackAllowedHosts: opts.callbackAllowedHosts } : {}),
+        ...(opts.callbackRequireHttps !== undefined ? { callbackRequireHttps: opts.callbackRequireHttps } : {}),
+      },
       connection,
     );
   }
@@ -270,9 +309,10 @@ export class LifecycleClient {
    * @throws {InvalidEmailInputError} when the input is invalid (nothing is started).
    */
   async sendTracked(input: SendTrackedInput, opts: SendTrackedOptions = {}): Promise<TrackedEmail> {
-    const valid = validateSendInput(input);
+    const valid = validateSendInput(input, this.callbackOptions);
     const lifecycleId = lifecycleIdFor(opts.idempotencyKey);
     const { configurationSetName, policy, callbackUrl = this.defaultCallbackUrl, ...message } = valid;
+    if (callbackUrl !== undefined && valid.callbackUrl === undefined) validateCallbackUrl(callbackUrl, this.callbackOptions);
     const wfInput: MessageLifecycleInput = {
       core: CURRENT_CORE,
       lifecycleId,

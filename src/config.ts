@@ -3,6 +3,7 @@
  * else in the product reads `process.env`. A bad value fails at start-up naming the variable.
  */
 import { z } from 'zod';
+import { checkCallbackUrl } from './callbacks';
 import { TASK_QUEUE } from './definitions';
 
 /** Thrown when configuration is invalid; the message names the variable. */
@@ -51,8 +52,17 @@ export const ENV_SCHEMA = {
   WEBHOOK_HOST: z.string().min(1).default('127.0.0.1').describe('Webhook listen address'),
   WEBHOOK_PORT: port.default(3000).describe('Webhook listen port'),
   WEBHOOK_PATH: z.string().regex(/^\/[A-Za-z0-9/_-]*$/).default('/sns').describe('Webhook route for SNS'),
+  WEBHOOK_METRICS_HOST: z.string().min(1).default('127.0.0.1').describe('Listen address of the webhook\'s Prometheus /metrics (a separate listener, loopback by default)'),
+  WEBHOOK_METRICS_PORT: port.default(0).describe('Port of the webhook\'s /metrics listener (0 = any free port; set one, e.g. 9465, to scrape it)'),
+  WEBHOOK_METRICS_TOKEN: z.string().regex(/^[\x21-\x7e]{16,}$/, 'at least 16 printable characters, no spaces').optional().describe('Bearer token required by /metrics; when set, /metrics is also served on the webhook port (never logged)'),
+  WEBHOOK_KEEP_ALIVE_TIMEOUT: z.string().regex(/^\d+(ms|s|m)$/).default('10s').describe('Idle time after which the webhook closes a keep-alive connection'),
+  WEBHOOK_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(1024).describe('Open connections the webhook accepts at once (more are closed on arrival)'),
   CALLBACK_URL: z.url({ protocol: /^https?$/ }).optional().describe('Default app callback URL for state changes (per-send callbackUrl overrides)'),
   CALLBACK_SECRET: z.string().min(16, 'at least 16 characters').optional().describe('HMAC-SHA256 secret that signs callbacks (required for callbacks; never logged)'),
+  CALLBACK_ALLOWED_HOSTS: list
+    .pipe(z.array(z.string().regex(/^[A-Za-z0-9.:_-]+$/, 'a host name or IP address')))
+    .default([])
+    .describe('Comma-separated callback hosts (names or IPs) allowed even though they are loopback, private or link-local (local development, tests)'),
   WORKER_METRICS_PORT: port.default(9464).describe('Prometheus /metrics of a standalone `worker` process (0 = off)'),
   SANDBOX_PORT: port.default(4566).describe('Local SES sandbox HTTP API port'),
   SANDBOX_HTTPS_PORT: port.default(4567).describe('Local SES sandbox HTTPS port (certificates, SubscribeURL)'),
@@ -83,9 +93,14 @@ export interface Config {
     allowedTopicArns: string[];
     rawMessageDelivery: boolean;
     replayWindow: string;
+    metricsHost: string;
+    metricsPort: number;
+    metricsToken?: string;
+    keepAliveTimeout: string;
+    maxConnections: number;
   };
   sandbox: { port: number; httpsPort: number };
-  callbacks: { defaultUrl?: string; secret?: string };
+  callbacks: { defaultUrl?: string; secret?: string; allowedHosts: string[] };
   workerMetricsPort: number;
 }
 
@@ -111,6 +126,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (e.SNS_ALLOWED_TOPIC_ARNS.length === 0) {
       throw new ConfigError('invalid SNS_ALLOWED_TOPIC_ARNS: required in aws mode (the webhook must only accept your own topics)', 'SNS_ALLOWED_TOPIC_ARNS');
     }
+  }
+  if (e.CALLBACK_URL !== undefined) {
+    const check = checkCallbackUrl(e.CALLBACK_URL, { allowedHosts: e.CALLBACK_ALLOWED_HOSTS, requireHttps: e.SES_LIFECYCLE_MODE === 'aws' });
+    if (!check.ok) throw new ConfigError(`invalid CALLBACK_URL: ${check.reason}`, 'CALLBACK_URL');
   }
   if (e.CALLBACK_URL !== undefined && e.CALLBACK_SECRET === undefined) {
     throw new ConfigError('invalid CALLBACK_SECRET: required when CALLBACK_URL is set (callbacks are always signed)', 'CALLBACK_SECRET');
@@ -148,11 +167,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       allowedTopicArns: e.SNS_ALLOWED_TOPIC_ARNS,
       rawMessageDelivery: e.SNS_RAW_MESSAGE_DELIVERY,
       replayWindow: e.SNS_REPLAY_WINDOW,
+      metricsHost: e.WEBHOOK_METRICS_HOST,
+      metricsPort: e.WEBHOOK_METRICS_PORT,
+      ...(e.WEBHOOK_METRICS_TOKEN !== undefined ? { metricsToken: e.WEBHOOK_METRICS_TOKEN } : {}),
+      keepAliveTimeout: e.WEBHOOK_KEEP_ALIVE_TIMEOUT,
+      maxConnections: e.WEBHOOK_MAX_CONNECTIONS,
     },
     sandbox: { port: e.SANDBOX_PORT, httpsPort: e.SANDBOX_HTTPS_PORT },
     callbacks: {
       ...(e.CALLBACK_URL !== undefined ? { defaultUrl: e.CALLBACK_URL } : {}),
       ...(e.CALLBACK_SECRET !== undefined ? { secret: e.CALLBACK_SECRET } : {}),
+      allowedHosts: e.CALLBACK_ALLOWED_HOSTS,
     },
     workerMetricsPort: e.WORKER_METRICS_PORT,
   };

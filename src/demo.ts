@@ -16,7 +16,7 @@ export const DEMO_CASES = [
   { address: 'bounce@simulator.amazonses.com', expect: 'bounced', note: 'hard bounce → suppressed' },
   { address: 'ooto@simulator.amazonses.com', expect: 'delivered', note: 'delivered + out-of-office auto-reply' },
   { address: 'complaint@simulator.amazonses.com', expect: 'complained', note: 'complaint → suppressed' },
-  { address: 'suppressionlist@simulator.amazonses.com', expect: 'bounced', note: 'on the account suppression list' },
+  { address: 'suppressionlist@simulator.amazonses.com', expect: 'bounced', note: 'on the global suppression list (Permanent/Suppressed)' },
   { address: 'delay@sandbox.ses-lifecycle.test', expect: 'delivered', note: 'delivery delay, then delivered' },
   { address: 'softbounce@sandbox.ses-lifecycle.test', expect: 'delivered', note: 'soft bounce, resent, delivered' },
   { address: 'silent@sandbox.ses-lifecycle.test', expect: 'unconfirmed', note: 'no events: delivery deadline' },

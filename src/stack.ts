@@ -30,6 +30,8 @@ export interface StackOptions {
   taskQueue?: string;
   /** Webhook port override (0 = free port). */
   webhookPort?: number;
+  /** Port of the webhook's /metrics listener (0 = free port). Default: the config's (`WEBHOOK_METRICS_PORT`). */
+  webhookMetricsPort?: number;
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Logger; default pino at the config's level. */
   logger?: Logger;
@@ -194,10 +196,16 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     // 3. Webhook
     const webhookPort = opts.webhookPort ?? config.webhook.port;
     await assertPortFree(webhookPort, config.webhook.host, 'WEBHOOK_PORT');
+    const metricsPort = opts.webhookMetricsPort ?? config.webhook.metricsPort;
+    await assertPortFree(metricsPort, config.webhook.metricsHost, 'WEBHOOK_METRICS_PORT');
     const sandboxHost = sandbox ? new RegExp(`^${escapeRegExp(sandbox.certHost)}$`) : undefined;
     const webhook = await startWebhookServer({
       host: config.webhook.host,
       port: webhookPort,
+      metricsListen: { host: config.webhook.metricsHost, port: metricsPort },
+      ...(config.webhook.metricsToken !== undefined ? { metricsBearerToken: config.webhook.metricsToken } : {}),
+      keepAliveTimeoutMs: durationMs(config.webhook.keepAliveTimeout),
+      maxConnections: config.webhook.maxConnections,
       path: config.webhook.path,
       temporal: { client, taskQueue },
       allowedTopicArns: topicArn ? [topicArn, ...config.webhook.allowedTopicArns] : [...config.webhook.allowedTopicArns],
@@ -235,6 +243,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
         configurationSetName: config.aws.configurationSetName,
         paceToSendRate: config.aws.paceToSendRate,
         ...(config.callbacks.secret !== undefined ? { callbackSecret: config.callbacks.secret } : {}),
+        callbacks: { allowedHosts: config.callbacks.allowedHosts, requireHttps: config.mode === 'aws' },
         ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
       });
       const running = w.run();
@@ -246,7 +255,12 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       worker = w;
     }
 
-    const lc = new LifecycleClient(client, { taskQueue, ...(config.callbacks.defaultUrl !== undefined ? { defaultCallbackUrl: config.callbacks.defaultUrl } : {}) });
+    const lc = new LifecycleClient(client, {
+      taskQueue,
+      ...(config.callbacks.defaultUrl !== undefined ? { defaultCallbackUrl: config.callbacks.defaultUrl } : {}),
+      callbackAllowedHosts: config.callbacks.allowedHosts,
+      callbackRequireHttps: config.mode === 'aws',
+    });
     return {
       temporalAddress: address,
       namespace,

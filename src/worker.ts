@@ -44,6 +44,8 @@ export interface LifecycleWorkerOptions {
   configurationSetName?: string;
   /** HMAC secret for app callbacks. */
   callbackSecret?: string;
+  /** Callback hosts allowed to be loopback/private/link-local; refuse http callbacks. */
+  callbacks?: { allowedHosts?: readonly string[]; requireHttps?: boolean };
   /**
    * Pace SES calls on this task queue to the account's MaxSendRate (read from GetAccount at
    * start) instead of only retrying 429s. Server-enforced across all workers of the queue.
@@ -76,6 +78,8 @@ export async function createLifecycleWorker(opts: LifecycleWorkerOptions): Promi
       ses: opts.ses,
       ...(opts.configurationSetName !== undefined ? { configurationSetName: opts.configurationSetName } : {}),
       ...(opts.callbackSecret !== undefined ? { callbackSecret: opts.callbackSecret } : {}),
+      ...(opts.callbacks?.allowedHosts !== undefined ? { callbackAllowedHosts: opts.callbacks.allowedHosts } : {}),
+      ...(opts.callbacks?.requireHttps !== undefined ? { callbackRequireHttps: opts.callbacks.requireHttps } : {}),
     }),
     ...(maxTaskQueueActivitiesPerSecond !== undefined ? { maxTaskQueueActivitiesPerSecond } : {}),
     ...opts.tuning,

@@ -34,7 +34,7 @@ beforeAll(async () => {
   appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}/ses-events`;
   quietRuntime();
   stack = await startStack({
-    config: loadConfig({ LOG_LEVEL: 'silent', SES_CONFIGURATION_SET: 'callbacks', CALLBACK_URL: appUrl, CALLBACK_SECRET: SECRET }),
+    config: loadConfig({ LOG_LEVEL: 'silent', SES_CONFIGURATION_SET: 'callbacks', CALLBACK_URL: appUrl, CALLBACK_SECRET: SECRET, CALLBACK_ALLOWED_HOSTS: '127.0.0.1' }),
     temporal: { address: getTestAddress(), namespace: getTestNamespace() },
     taskQueue: uniqueTaskQueue('cb'),
     webhookPort: 0,
@@ -87,7 +87,10 @@ describe('callbacks and metrics on the real stack', () => {
   });
 
   it('serves Prometheus metrics: webhook outcomes, events by type, lifecycles by state, SES account health, send latency', async () => {
-    const res = await fetch(`${stack.webhook.url}/metrics`);
+    // Not on the public SNS listener; on the loopback metrics listener.
+    expect((await fetch(`${stack.webhook.url}/metrics`)).status).toBe(404);
+    expect(stack.webhook.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const res = await fetch(`${stack.webhook.metricsUrl}/metrics`);
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toMatch(/ses_webhook_requests_total\{outcome="signalled",reason=""\} \d+/);

@@ -41,7 +41,7 @@ const CASES = [
   { local: 'bounce', domain: 'simulator.amazonses.com', status: 'bounced', bounceKind: 'hard' },
   { local: 'ooto', domain: 'simulator.amazonses.com', status: 'delivered', autoReplies: 1 },
   { local: 'complaint', domain: 'simulator.amazonses.com', status: 'complained' },
-  { local: 'suppressionlist', domain: 'simulator.amazonses.com', status: 'bounced', bounceSubType: 'OnAccountSuppressionList' },
+  { local: 'suppressionlist', domain: 'simulator.amazonses.com', status: 'bounced', bounceSubType: 'Suppressed' },
   { local: 'delay', domain: 'sandbox.ses-lifecycle.test', status: 'delivered' },
   { local: 'softbounce', domain: 'sandbox.ses-lifecycle.test', status: 'delivered', attempts: 2 },
   { local: 'silent', domain: 'sandbox.ses-lifecycle.test', status: 'unconfirmed' },

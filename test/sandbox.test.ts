@@ -29,6 +29,7 @@ import {
   GetTopicAttributesCommand,
   ListSubscriptionsByTopicCommand,
   PublishCommand,
+  SetTopicAttributesCommand,
   SNSClient,
   SubscribeCommand,
   UnsubscribeCommand,
@@ -502,6 +503,61 @@ describe('SNS Query API through the real SDK', () => {
   });
 });
 
+describe('the SNS API is locked to the sandbox credentials', () => {
+  it('refuses GET Publish/Subscribe and unsigned or wrongly signed POSTs; SigV4 with the credentials works; SubscribeURL links still work', async () => {
+    const sb = await sandbox();
+    const rx = await new Receiver(sb).start();
+    const s = sns(sb);
+    const { TopicArn } = await s.send(new CreateTopicCommand({ Name: 'locked' }));
+    await s.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${rx.url}/sns` }));
+    await sb.waitForSubscriptionConfirmed(TopicArn ?? '', 5000); // the GET SubscribeURL link works unsigned
+    const canary = http.createServer((_req, res) => res.end());
+    let canaryHits = 0;
+    canary.on('request', () => (canaryHits += 1));
+    await new Promise<void>((r) => canary.listen(0, '127.0.0.1', r));
+    const canaryUrl = `http://127.0.0.1:${(canary.address() as AddressInfo).port}/x`;
+    try {
+      const bounce = JSON.stringify({ eventType: 'Bounce', mail: { messageId: 'forged' } });
+      const ledgerBefore = sb.ledger().length;
+      for (const base of [sb.endpoint, sb.httpsOrigin]) {
+        const get = (q: string) => (base.startsWith('https') ? httpsGet(`${base}/?${q}`, sb.caCertPem) : fetch(`${base}/?${q}`).then(async (r) => ({ status: r.status, body: await r.text() })));
+        const publish = await get(`Action=Publish&TopicArn=${TopicArn}&Message=${encodeURIComponent(bounce)}`);
+        expect(publish.status, base).toBe(403);
+        expect(publish.body).toContain('<Code>AuthorizationError</Code>');
+        expect((await get(`Action=Subscribe&TopicArn=${TopicArn}&Protocol=http&Endpoint=${encodeURIComponent(canaryUrl)}`)).status).toBe(403);
+        expect((await get(`Action=ListTopics`)).status).toBe(403); // read-only, but unsigned
+      }
+      // Unsigned POST (what curl or a browser form would send).
+      const unsigned = await fetch(`${sb.endpoint}/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `Action=Publish&TopicArn=${TopicArn}&Message=${encodeURIComponent(bounce)}` });
+      expect(unsigned.status).toBe(403);
+      expect(await unsigned.text()).toContain('<Code>MissingAuthenticationToken</Code>');
+      // Real SDK, other access key / right key with another secret.
+      const other = new SNSClient({ region: sb.region, endpoint: sb.endpoint, credentials: { accessKeyId: 'AKIAOTHERKEY00000000', secretAccessKey: sb.credentials.secretAccessKey }, maxAttempts: 1 });
+      expect((await sdkError(() => other.send(new PublishCommand({ TopicArn, Message: bounce })))).name).toBe('InvalidClientTokenId');
+      const wrongSecret = new SNSClient({ region: sb.region, endpoint: sb.endpoint, credentials: { accessKeyId: sb.credentials.accessKeyId, secretAccessKey: 'not-the-secret' }, maxAttempts: 1 });
+      expect((await sdkError(() => wrongSecret.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: canaryUrl })))).name).toBe('SignatureDoesNotMatch');
+      await sb.waitForIdle(5000);
+      expect(sb.ledger().length).toBe(ledgerBefore);
+      expect(canaryHits).toBe(0);
+      // The right credentials work, over HTTP and HTTPS endpoints.
+      expect((await s.send(new PublishCommand({ TopicArn, Message: 'hello', Subject: 'Greetings' }))).MessageId).toBeTruthy();
+      await sb.waitForIdle(5000);
+      expect(sb.ledger().length).toBe(ledgerBefore + 1);
+    } finally {
+      await new Promise((r) => canary.close(r));
+    }
+  });
+
+  it('custom credentials replace the defaults entirely', async () => {
+    const credentials = { accessKeyId: 'AKIACUSTOMSANDBOX001', secretAccessKey: 'custom-secret-0123456789' };
+    const sb = await sandbox({ credentials });
+    expect(sb.credentials).toEqual(credentials);
+    expect((await sns(sb).send(new CreateTopicCommand({ Name: 'custom' }))).TopicArn).toMatch(/:custom$/);
+    const legacy = new SNSClient({ region: sb.region, endpoint: sb.endpoint, credentials: { accessKeyId: 'sandbox', secretAccessKey: 'sandbox' }, maxAttempts: 1 });
+    expect((await sdkError(() => legacy.send(new CreateTopicCommand({ Name: 'x' })))).name).toBe('InvalidClientTokenId');
+  });
+});
+
 describe('SES events as signed SNS notifications', () => {
   it('publishes the mailbox simulator sequences, verified by sns-validator', async () => {
     const sb = await sandbox();
@@ -518,7 +574,7 @@ describe('SES events as signed SNS notifications', () => {
       ['bounce@simulator.amazonses.com', ['Send', 'Bounce:Permanent/General']],
       ['ooto@simulator.amazonses.com', ['Send', 'Delivery', 'Bounce:Transient/General']],
       ['complaint@simulator.amazonses.com', ['Send', 'Delivery', 'Complaint']],
-      ['suppressionlist@simulator.amazonses.com', ['Send', 'Bounce:Permanent/OnAccountSuppressionList']],
+      ['suppressionlist@simulator.amazonses.com', ['Send', 'Bounce:Permanent/Suppressed']],
       ['suppressed@example.com', ['Send', 'Bounce:Permanent/OnAccountSuppressionList']],
       ['delay@sandbox.ses-lifecycle.test', ['Send', 'DeliveryDelay', 'Delivery']],
       ['softbounce@sandbox.ses-lifecycle.test', ['Send', 'Bounce:Transient/MailboxFull']],
@@ -555,7 +611,10 @@ describe('SES events as signed SNS notifications', () => {
       for (const e of events) {
         expect(e.mail.destination).toEqual([address]);
         expect(e.mail.tags).toMatchObject({ 'lifecycle-id': [`lc-${i}`], 'ses:configuration-set': ['app'], 'ses:from-domain': ['example.com'] });
-        expect(Object.keys(e.mail.tags)).toEqual(expect.arrayContaining(['ses:source-ip', 'ses:caller-identity', 'ses:outgoing-ip']));
+        expect(e.mail.tags).toMatchObject({ 'ses:operation': ['SendEmail'], 'ses:source-tls-version': ['TLSv1.3'] });
+        expect(Object.keys(e.mail.tags)).toEqual(expect.arrayContaining(['ses:source-ip', 'ses:caller-identity']));
+        // As in SES's published examples: the outgoing IP only on Delivery events.
+        expect('ses:outgoing-ip' in e.mail.tags, `${e.eventType} ses:outgoing-ip`).toBe(e.eventType === 'Delivery');
         expect(e.mail.headers).toContainEqual({ name: 'X-Lifecycle-Id', value: `lc-${i}` });
         expect(e.mail.headers.map((h) => h.name)).toEqual(expect.arrayContaining(['From', 'To', 'Subject', 'Message-ID', 'Date', 'MIME-Version', 'Content-Type']));
         expect(e.mail.commonHeaders).toMatchObject({ subject: `case ${i}`, from: ['sender@example.com'], to: [address], messageId: ids[i] });
@@ -565,6 +624,15 @@ describe('SES events as signed SNS notifications', () => {
     const get = (i: number, type: string): SesEventJson | undefined => byMessage.get(ids[i] ?? '')?.find((e) => e.eventType === type);
     expect(get(3, 'Bounce')?.bounce?.bouncedRecipients[0]).toMatchObject({ emailAddress: 'bounce@simulator.amazonses.com', status: '5.1.1', diagnosticCode: 'smtp; 550 5.1.1 user unknown' });
     expect(get(3, 'Bounce')?.bounce?.feedbackId).toBeTruthy();
+    // suppressionlist@: SES's global suppression list (Permanent/Suppressed), not the account list.
+    expect(get(6, 'Bounce')?.bounce).toMatchObject({
+      bounceType: 'Permanent',
+      bounceSubType: 'Suppressed',
+      reportingMTA: 'dns; amazonses.com',
+      bouncedRecipients: [{ emailAddress: 'suppressionlist@simulator.amazonses.com', action: 'failed', status: '5.1.1', diagnosticCode: expect.stringMatching(/^Amazon SES has suppressed sending to this address because it has a recent history of bouncing as an invalid address\./) as unknown }],
+    });
+    expect(get(6, 'Bounce')?.bounce).not.toHaveProperty('remoteMtaIp');
+    expect(get(7, 'Bounce')?.bounce).toMatchObject({ bounceSubType: 'OnAccountSuppressionList', reportingMTA: 'dns; amazonses.com', bouncedRecipients: [{ diagnosticCode: expect.stringMatching(/suppression list for your account/) as unknown }] });
     expect(get(5, 'Complaint')?.complaint).toMatchObject({ complaintFeedbackType: 'abuse', complainedRecipients: [{ emailAddress: 'complaint@simulator.amazonses.com' }] });
     expect(get(5, 'Complaint')?.complaint?.feedbackId).toBeTruthy();
     expect(get(0, 'Delivery')?.delivery).toMatchObject({ recipients: ['success@simulator.amazonses.com'], smtpResponse: expect.stringMatching(/^250 /) as unknown });
@@ -584,8 +652,9 @@ describe('SES events as signed SNS notifications', () => {
       'x-amz-sns-topic-arn': topicArn,
     });
     expect(post?.headers['x-amz-sns-subscription-arn']).toMatch(new RegExp(`^${topicArn}:`));
-    expect(env).toMatchObject({ Type: 'Notification', TopicArn: topicArn, SignatureVersion: '2' });
-    expect('Subject' in env).toBe(false);
+    // As SNS does for a topic without the SignatureVersion attribute, with SES's Subject.
+    expect(env).toMatchObject({ Type: 'Notification', TopicArn: topicArn, SignatureVersion: '1', Subject: 'Amazon SES Email Event Notification' });
+    expect(notifications.every((n) => n.Subject === 'Amazon SES Email Event Notification' && n.SignatureVersion === '1')).toBe(true);
     expect(env.UnsubscribeURL).toMatch(new RegExp(`^https://${sb.certHost}/\\?Action=Unsubscribe&SubscriptionArn=`));
 
     // Ledger: every notification delivered exactly once, matching what the receiver saw.
@@ -596,6 +665,30 @@ describe('SES events as signed SNS notifications', () => {
     expect((viaHttp.json as unknown[]).length).toBe(sb.ledger().length);
     expect(((await httpJson('GET', `${sb.endpoint}/_sandbox/messages`)).json as unknown[]).length).toBe(cases.length);
     expect((await httpJson('GET', `${sb.endpoint}/_sandbox/ca.pem`)).text).toBe(sb.caCertPem);
+  });
+
+  it('signs with SignatureVersion 1 unless the topic attribute SignatureVersion is 2 (CreateTopic or SetTopicAttributes)', async () => {
+    const sb = await sandbox();
+    const rx = await new Receiver(sb).start();
+    const s = sns(sb);
+    const v1 = (await s.send(new CreateTopicCommand({ Name: 'v1' }))).TopicArn ?? '';
+    const v2 = (await s.send(new CreateTopicCommand({ Name: 'v2', Attributes: { SignatureVersion: '2' } }))).TopicArn ?? '';
+    const later = (await s.send(new CreateTopicCommand({ Name: 'later' }))).TopicArn ?? '';
+    expect((await s.send(new GetTopicAttributesCommand({ TopicArn: v1 }))).Attributes?.SignatureVersion).toBe('1');
+    for (const t of [v1, v2, later]) {
+      await s.send(new SubscribeCommand({ TopicArn: t, Protocol: 'http', Endpoint: `${rx.url}/${t.split(':').pop() ?? ''}` }));
+      await sb.waitForSubscriptionConfirmed(t, 5000);
+    }
+    // Switched after its subscription was confirmed (with v1).
+    await s.send(new SetTopicAttributesCommand({ TopicArn: later, AttributeName: 'SignatureVersion', AttributeValue: '2' }));
+    expect((await s.send(new GetTopicAttributesCommand({ TopicArn: later }))).Attributes?.SignatureVersion).toBe('2');
+    expect((await sdkError(() => s.send(new SetTopicAttributesCommand({ TopicArn: later, AttributeName: 'SignatureVersion', AttributeValue: '3' })))).name).toBe('InvalidParameterException');
+    for (const t of [v1, v2, later]) await s.send(new PublishCommand({ TopicArn: t, Message: 'm' }));
+    await sb.waitForIdle(5000);
+    const versions = Object.fromEntries(['v1', 'v2', 'later'].map((p) => [p, rx.posts.filter((x) => x.path === `/${p}`).map((x) => (JSON.parse(x.body) as SnsMessage).SignatureVersion)]));
+    // Confirmation and notification of each topic, both signed per the topic's attribute.
+    expect(versions).toEqual({ v1: ['1', '1'], v2: ['2', '2'], later: ['1', '2'] });
+    await Promise.all(rx.posts.map((p) => validate(p.body)));
   });
 
   it('one notification per event per recipient, one Send per message', async () => {

@@ -1,6 +1,6 @@
 /**
  * Pure parts of the webhook: URL checks (the SSRF guard), envelope parsing, the replay window,
- * option validation, and the view handed to sns-validator. No network, no Temporal.
+ * option validation, and the canonical string to sign. No network, no Temporal.
  */
 import { parse as legacyParse } from 'node:url';
 import fc from 'fast-check';
@@ -12,7 +12,7 @@ import { Registry } from 'prom-client';
 import { RejectReason, WebhookMetrics } from '../src/webhook/metrics';
 import { resolveWebhookOptions } from '../src/webhook/options';
 import { EventRouter, visibilityLiteral } from '../src/webhook/router';
-import { libraryView, type SnsEnvelope } from '../src/webhook/sns-verify';
+import { expectedSigningCertNames, fieldWithLineBreak, snsStringToSign, SnsVerificationError, SnsVerifier, type SnsEnvelope } from '../src/webhook/sns-verify';
 import { checkSigningCertUrl, checkSubscribeUrl, DEFAULT_SNS_HOST_PATTERN, matchesWhole } from '../src/webhook/url-checks';
 import type { SesEvent } from '../src/lifecycle';
 
@@ -24,6 +24,9 @@ describe('checkSigningCertUrl', () => {
   it('accepts the AWS form (commercial and China partitions)', () => {
     expect(checkSigningCertUrl(GOOD_CERT, HOST).ok).toBe(true);
     expect(checkSigningCertUrl('https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-0123abcd.pem', HOST).ok).toBe(true);
+    for (const region of ['eu-west-1', 'ap-southeast-4', 'us-gov-west-1', 'il-central-1', 'mx-central-1', 'ca-west-1']) {
+      expect(checkSigningCertUrl(`https://sns.${region}.amazonaws.com/SimpleNotificationService-0123abcd.pem`, HOST).ok, region).toBe(true);
+    }
   });
 
   it.each([
@@ -47,6 +50,13 @@ describe('checkSigningCertUrl', () => {
     ['backslash', 'https://sns.us-east-1.amazonaws.com\\@evil.example/SimpleNotificationService-abc.pem'],
     ['whitespace', 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem '],
     ['trailing dot host', 'https://sns.us-east-1.amazonaws.com./SimpleNotificationService-abc.pem'],
+    ['the S3 bucket named sns', 'https://sns.s3.amazonaws.com/SimpleNotificationService-abc.pem'],
+    ['the S3 bucket named sns (external endpoint)', 'https://sns.s3-external-1.amazonaws.com/SimpleNotificationService-abc.pem'],
+    ['a non-region label', 'https://sns.evil.amazonaws.com/SimpleNotificationService-abc.pem'],
+    ['another service endpoint', 'https://sns.execute-api.amazonaws.com/SimpleNotificationService-abc.pem'],
+    ['region-shaped but two labels', 'https://sns.us-east-1.s3.amazonaws.com/SimpleNotificationService-abc.pem'],
+    ['China suffix on a commercial region', 'https://sns.us-east-1.amazonaws.com.cn/SimpleNotificationService-abc.pem'],
+    ['China region without the China suffix', 'https://sns.cn-north-1.amazonaws.com/SimpleNotificationService-abc.pem'],
     ['not a string', 42],
   ])('rejects %s', (_name, url) => {
     expect(checkSigningCertUrl(url, HOST).ok).toBe(false);
@@ -60,7 +70,7 @@ describe('checkSigningCertUrl', () => {
     expect(matchesWhole(/localhost/, 'xlocalhost')).toBe(false);
   });
 
-  it('whatever it accepts, the legacy url.parse used by sns-validator reads the same https host and path', () => {
+  it('whatever it accepts, a legacy url.parse reads the same https host and path', () => {
     const urls = fc.oneof(
       fc.webUrl({ withQueryParameters: true, withFragments: true, validSchemes: ['https', 'http'] }),
       fc
@@ -84,7 +94,7 @@ describe('checkSigningCertUrl', () => {
         // Random generation rarely builds an acceptable URL: always exercise a few.
         examples: [
           ['https://sns.us-east-1.amazonaws.com/SimpleNotificationService-ab12.pem'],
-          ['https://sns.eu-west-1.amazonaws.com.cn/SimpleNotificationService-ab12.pem'],
+          ['https://sns.cn-northwest-1.amazonaws.com.cn/SimpleNotificationService-ab12.pem'],
         ],
       },
     );
@@ -151,7 +161,7 @@ describe('checkTimestamp', () => {
   });
 });
 
-describe('libraryView', () => {
+describe('snsStringToSign and line breaks in signed fields', () => {
   const base: SnsEnvelope = {
     Type: 'UnsubscribeConfirmation',
     MessageId: 'm-2',
@@ -164,17 +174,43 @@ describe('libraryView', () => {
     SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription',
     Token: 'tok',
   };
-  /** The string sns-validator 0.3.5 builds for a non-SubscriptionConfirmation message. */
-  const libraryString = (v: Record<string, string>) =>
-    ['Message', 'MessageId', 'Subject', 'SubscribeURL', 'Timestamp', 'TopicArn', 'Type'].filter((k) => k in v).map((k) => `${k}\n${v[k]}\n`).join('');
 
-  it("makes the library's string to sign for UnsubscribeConfirmation equal SNS's", () => {
-    expect(libraryString(libraryView(base))).toBe(buildStringToSign(base));
-  });
-  it('hands the library a Notification without confirmation fields', () => {
+  it("equals SNS's string to sign (as the sandbox signs it) for every message type", () => {
+    expect(snsStringToSign(base)).toBe(buildStringToSign(base));
+    expect(snsStringToSign({ ...base, Type: 'SubscriptionConfirmation' })).toBe(buildStringToSign({ ...base, Type: 'SubscriptionConfirmation' }));
     const n: SnsEnvelope = { ...base, Type: 'Notification', Subject: 'S' };
     const { SubscribeURL: _s, Token: _t, ...plain } = n;
-    expect(libraryString(libraryView(n))).toBe(buildStringToSign(plain));
+    expect(snsStringToSign(n)).toBe(buildStringToSign(plain));
+  });
+
+  it('a MessageId that carries "\nSubject\n…" builds the same string as the genuine message: such fields are refused', () => {
+    const genuine: SnsEnvelope = { ...base, Type: 'Notification', Subject: 'Amazon SES Email Event Notification' };
+    delete genuine.SubscribeURL;
+    delete genuine.Token;
+    const { Subject, ...noSubject } = genuine;
+    const forged: SnsEnvelope = { ...noSubject, MessageId: `${genuine.MessageId}\nSubject\n${Subject}` };
+    expect(snsStringToSign(forged)).toBe(snsStringToSign(genuine)); // the malleability itself
+    expect(fieldWithLineBreak(genuine)).toBeUndefined();
+    expect(fieldWithLineBreak(forged)).toBe('MessageId');
+    for (const key of ['Type', 'TopicArn', 'Timestamp', 'Subject', 'SubscribeURL', 'Token'] as const) {
+      expect(fieldWithLineBreak({ ...base, [key]: 'a\nb' }), key).toBe(key);
+      expect(fieldWithLineBreak({ ...base, [key]: 'a\rb' }), key).toBe(key);
+    }
+    expect(fieldWithLineBreak({ ...base, Message: 'line 1\nline 2' })).toBeUndefined(); // Message may
+  });
+
+  it('the verifier refuses a line break in a signed field for good, before any certificate fetch', async () => {
+    const v = new SnsVerifier({ certHostPattern: HOST, certPathPattern: /^\/SimpleNotificationService-[0-9a-f]+\.pem$/, timeoutMs: 100 });
+    const err = await v.verify({ ...base, MessageId: 'm\nSubject\nx' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SnsVerificationError);
+    expect(err).toMatchObject({ permanent: true, reason: 'malformed' });
+  });
+
+  it('expects sns.amazonaws.com, plus the region-specific signing names AWS uses', () => {
+    expect(expectedSigningCertNames('sns.us-east-1.amazonaws.com')).toEqual(['sns.amazonaws.com', 'sns-signing.us-east-1.amazonaws.com']);
+    expect(expectedSigningCertNames('sns.cn-north-1.amazonaws.com.cn')).toContain('sns-cn-north-1.amazonaws.com.cn');
+    expect(expectedSigningCertNames('sns.us-gov-east-1.amazonaws.com')).toContain('sns-us-gov-west-1.amazonaws.com');
+    expect(expectedSigningCertNames('localhost:4567')).toEqual(['sns.amazonaws.com']);
   });
 });
 

@@ -276,6 +276,17 @@ describe('webhook refuses what can never succeed (4xx) and nothing is signalled'
     await expectNoWorkflow(orphanId(sesId));
   });
 
+  it('a MessageId carrying "\nSubject\n…" (same string to sign, Subject removed) → 403, and the event is signalled once', async () => {
+    const sesId = newSesId();
+    const genuine = stack.sandbox.signMessage({ Type: 'Notification', MessageId: randomUUID(), TopicArn: topicArn, Subject: 'Amazon SES Email Event Notification', Message: JSON.stringify(sesJson('Delivery', sesId)), Timestamp: new Date().toISOString() });
+    const { Subject, ...rest } = genuine;
+    const forged = { ...rest, MessageId: `${genuine.MessageId}\nSubject\n${Subject}` };
+    expect(await post(genuine)).toEqual({ status: 200, json: { status: 'recorded' } });
+    expect(await post(forged)).toEqual({ status: 403, json: { error: 'malformed SNS message' } });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await signalsReceived(orphanId(sesId))).toBe(1);
+  });
+
   it("SignatureVersion '3' → 403", async () => {
     const sesId = newSesId();
     const body = { ...signedNotification(sesJson('Delivery', sesId)), SignatureVersion: '3' };
@@ -302,7 +313,7 @@ describe('webhook refuses what can never succeed (4xx) and nothing is signalled'
       ]) {
         expect(await inject(app, { ...body, SigningCertURL: url }), url).toEqual({ status: 403, json: { error: 'signing certificate URL not allowed' } });
       }
-      // The Lambda-style key that sns-validator would copy over SigningCertURL never reaches it.
+      // A Lambda-style key (`SigningCertUrl`, which some validators copy over SigningCertURL) is ignored.
       const sneaky = { ...body, SigningCertUrl: `https://localhost:${tarpit.port}${path}` };
       expect(await inject(app, sneaky)).toEqual({ status: 200, json: { status: 'recorded' } });
       expect(tarpit.connections()).toBe(0);

@@ -28,6 +28,7 @@ import { SnsDelivery } from './sns-delivery';
 import { SnsService } from './sns-service';
 import type { SnsMessage, UnsignedSnsMessage } from './sns-signing';
 import type { SandboxOptions, SendFault, SesSandbox } from './types';
+import type { SandboxCredentials } from './sigv4';
 import { seededRandom, TimerSet, WorkTracker } from './util';
 
 export type {
@@ -48,6 +49,15 @@ export type {
 export { buildSignedSnsMessage, buildStringToSign, signSnsMessage, verifySnsSignature } from './sns-signing';
 export type { SnsMessage, SnsMessageType, SnsSignatureVersion, UnsignedSnsMessage } from './sns-signing';
 export { SANDBOX_DOMAIN, SIMULATOR_DOMAIN } from './simulator';
+export { verifySigV4, type SandboxCredentials } from './sigv4';
+
+/**
+ * Default credentials of the sandbox (public constants: they keep other tools from calling it by
+ * accident, not an attacker on the machine; pass `SandboxOptions.credentials` for a secret pair).
+ */
+export const SANDBOX_CREDENTIALS: Readonly<SandboxCredentials> = Object.freeze({ accessKeyId: 'AKIASESSANDBOX000000', secretAccessKey: 'ses-sandbox-secret-access-key' });
+/** The pair `ses-lifecycle worker`/`init-aws` sign with in sandbox mode; accepted with the default credentials only. */
+const LEGACY_SANDBOX_CREDENTIALS: Readonly<SandboxCredentials> = Object.freeze({ accessKeyId: 'sandbox', secretAccessKey: 'sandbox' });
 
 /** Largest request body accepted (SES raw messages can be large). */
 const BODY_LIMIT = 16 * 1024 * 1024;
@@ -147,7 +157,7 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
   const accountId = opts.accountId ?? '123456789012';
   if (!/^\d{12}$/.test(accountId)) throw new Error(`SandboxOptions.accountId must be 12 digits, got ${accountId}`);
   if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new Error(`SandboxOptions.region is not an AWS region name: ${region}`);
-  const signatureVersion = opts.signatureVersion ?? '2';
+  const signatureVersion = opts.signatureVersion ?? '1';
   if (signatureVersion !== '1' && signatureVersion !== '2') throw new Error(`SandboxOptions.signatureVersion must be '1' or '2'`);
   const policy = {
     retries: positive('sns.retries', opts.sns?.retries, 3, true),
@@ -159,6 +169,13 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
   if (!(duplicateProbability >= 0 && duplicateProbability <= 1)) throw new Error('SandboxOptions.chaos.duplicateProbability must be within [0, 1]');
   const rand = seededRandom(opts.chaos?.seed ?? 1);
   const logger = opts.logger;
+  const credentials = opts.credentials ?? SANDBOX_CREDENTIALS;
+  if (!/^[A-Z0-9]{16,128}$/.test(credentials.accessKeyId) || credentials.secretAccessKey.length < 8) {
+    throw new Error('SandboxOptions.credentials: accessKeyId must be 16-128 upper-case letters or digits, secretAccessKey at least 8 characters');
+  }
+  // Who may call the SNS API: the sandbox's credentials, plus (default credentials only) the legacy
+  // `sandbox`/`sandbox` pair some local tools still sign with.
+  const acceptedCredentials = opts.credentials ? [credentials] : [credentials, LEGACY_SANDBOX_CREDENTIALS];
 
   const pki = await generateSandboxPki(host === '127.0.0.1' || host === '::1' || host === 'localhost' ? [] : [host]);
   const work = new WorkTracker();
@@ -217,7 +234,7 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
     done(null, payload);
   });
   registerSesV2Api(http, ses, hangs);
-  registerSnsQueryApi(http, sns, accountId);
+  registerSnsQueryApi(http, sns, accountId, acceptedCredentials);
 
   http.get('/_sandbox/ledger', () => delivery.ledger());
   http.get('/_sandbox/messages', () => ses.sentMessages());
@@ -251,7 +268,7 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
   https.setNotFoundHandler(notFoundHandler);
   https.get(`/${certFile}`, (_req, reply) => reply.type('application/x-x509-ca-cert').send(pki.signing.certPem));
   https.get('/_sandbox/ca.pem', (_req, reply) => reply.type('application/x-pem-file').send(pki.ca.certPem));
-  registerSnsQueryApi(https, sns, accountId);
+  registerSnsQueryApi(https, sns, accountId, acceptedCredentials);
 
   try {
     await https.listen({ host, port: opts.httpsPort ?? 0 });
@@ -304,7 +321,7 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
     signingCertUrl,
     region,
     accountId,
-    credentials: { accessKeyId: 'AKIASESSANDBOX000000', secretAccessKey: 'ses-sandbox-secret-access-key' },
+    credentials: { ...credentials },
 
     createConfigurationSet: (name, o) => Promise.resolve().then(() => createConfigurationSet(name, o)),
     waitForSubscriptionConfirmed(topicArn, timeoutMs = 10_000) {

@@ -12,6 +12,9 @@ import type { SnsService } from './sns-service';
 import type { AcceptedMessage, MessageHeader, SandboxEventType, SandboxLogger, SendFault } from './types';
 import { bareAddress, domainOf, isValidAddress, shuffled, splitAddressList, type TimerSet, type WorkTracker } from './util';
 
+/** The SNS Subject of every SES event-publishing notification, as SES sets it. */
+export const SES_EVENT_SUBJECT = 'Amazon SES Email Event Notification';
+
 /** Event types a configuration set's event destination can match. */
 export const MATCHING_EVENT_TYPES = [
   'SEND',
@@ -324,11 +327,13 @@ export class SesService {
         ];
     const mailTags: Record<string, string[]> = {};
     if (configSet) {
+      // The automatic tags, in SES's order (`ses:outgoing-ip` is added to Delivery events only).
+      mailTags['ses:source-tls-version'] = ['TLSv1.3'];
+      mailTags['ses:operation'] = ['SendEmail'];
       mailTags['ses:configuration-set'] = [configSet.name];
       mailTags['ses:source-ip'] = [sourceIp];
       mailTags['ses:from-domain'] = [domainOf(parsed.from)];
       mailTags['ses:caller-identity'] = ['ses-sandbox'];
-      mailTags['ses:outgoing-ip'] = ['54.240.8.97'];
     }
     for (const t of tags) (mailTags[t.Name] ??= []).push(t.Value);
     const sim: SimulatedMessage = {
@@ -449,7 +454,7 @@ export class SesService {
       const body = JSON.stringify(ev.event);
       for (const d of destinations) {
         if (!d.MatchingEventTypes.includes(matching) || !d.SnsDestination) continue;
-        this.sns.publish(d.SnsDestination.TopicArn, body, { eventType: ev.eventType, sesMessageId: sim.sesMessageId, recipients: ev.recipients });
+        this.sns.publish(d.SnsDestination.TopicArn, body, { eventType: ev.eventType, sesMessageId: sim.sesMessageId, recipients: ev.recipients }, SES_EVENT_SUBJECT);
       }
     };
     const at = (delayMs: number, batch: PlannedEvent[]): void => {

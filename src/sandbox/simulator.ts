@@ -7,8 +7,9 @@
  * - `bounce@simulator…`: Bounce Permanent/General.
  * - `ooto@simulator…`: Delivery, then Bounce Transient/General (out-of-office auto-reply).
  * - `complaint@simulator…`: Delivery, then Complaint (abuse).
- * - `suppressionlist@simulator…` and addresses on the account suppression list:
- *   Bounce Permanent/OnAccountSuppressionList.
+ * - `suppressionlist@simulator…`: Bounce Permanent/Suppressed (SES's global suppression list),
+ *   with SES's diagnostic for it and reportingMTA `dns; amazonses.com`.
+ * - Addresses on the account suppression list: Bounce Permanent/OnAccountSuppressionList.
  * - Sandbox-only, domain `sandbox.ses-lifecycle.test`: `delay@` → DeliveryDelay then Delivery;
  *   `softbounce@` → Bounce Transient/MailboxFull the first time that exact address is sent to,
  *   Delivery afterwards; `silent@` → no events at all.
@@ -129,6 +130,13 @@ export function rfc5322Date(ms: number): string {
 }
 
 const REMOTE_MTA_IP = '203.0.113.25';
+/** What SES writes in `diagnosticCode` for an address on its global suppression list. */
+export const GLOBAL_SUPPRESSION_DIAGNOSTIC =
+  'Amazon SES has suppressed sending to this address because it has a recent history of bouncing as an invalid address. For more information about how to remove an address from the suppression list, see the Amazon SES Developer Guide: http://docs.aws.amazon.com/ses/latest/DeveloperGuide/remove-from-suppressionlist.html ';
+/** The reportingMTA of bounces SES generates itself (suppression lists): no remote MTA was contacted. */
+const SES_REPORTING_MTA = 'dns; amazonses.com';
+/** Outgoing IP of SES's sending MTA, in `ses:outgoing-ip` (Delivery events only). */
+const OUTGOING_IP = '54.240.8.97';
 const SUPPRESSION_DIAGNOSTIC =
   'Amazon SES did not send the message to this address because it is on the suppression list for your account. For more information about removing addresses from the suppression list, see the Amazon SES Developer Guide at https://docs.aws.amazon.com/ses/latest/DeveloperGuide/sending-email-suppression-list.html';
 
@@ -177,13 +185,16 @@ export function planEvents(msg: SimulatedMessage, ctx: SimulatorContext, eventTi
     out.push({ stage: 0, eventType: 'Send', recipients, event: { eventType: 'Send', mail, send: {} } });
   }
 
+  // SES adds `ses:outgoing-ip` to Delivery events only (the other events never left SES's MTA,
+  // or left it before the IP mattered); its automatic tags exist only with a configuration set.
+  const deliveryMail = 'ses:configuration-set' in msg.tags ? { ...mail, tags: { ...msg.tags, 'ses:outgoing-ip': [OUTGOING_IP] } } : mail;
   const delivery = (r: string, stage: number): PlannedEvent => ({
     stage,
     eventType: 'Delivery',
     recipients: [r],
     event: {
       eventType: 'Delivery',
-      mail,
+      mail: deliveryMail,
       delivery: {
         timestamp: iso(stage),
         processingTimeMillis: eventTime(stage) - msg.acceptedAt,
@@ -194,7 +205,7 @@ export function planEvents(msg: SimulatedMessage, ctx: SimulatorContext, eventTi
       },
     },
   });
-  const bounce = (r: string, stage: number, bounceType: string, bounceSubType: string, status: string, diagnosticCode: string, reportingMTA: string): PlannedEvent => ({
+  const bounce = (r: string, stage: number, bounceType: string, bounceSubType: string, status: string, diagnosticCode: string, reportingMTA: string, remoteMtaIp: string | null = REMOTE_MTA_IP): PlannedEvent => ({
     stage,
     eventType: 'Bounce',
     recipients: [r],
@@ -207,7 +218,7 @@ export function planEvents(msg: SimulatedMessage, ctx: SimulatorContext, eventTi
         bounceSubType,
         bouncedRecipients: [{ emailAddress: bareAddress(r), action: 'failed', status, diagnosticCode }],
         timestamp: iso(stage),
-        remoteMtaIp: REMOTE_MTA_IP,
+        ...(remoteMtaIp !== null ? { remoteMtaIp } : {}),
         reportingMTA,
       },
     },
@@ -248,8 +259,11 @@ export function planEvents(msg: SimulatedMessage, ctx: SimulatorContext, eventTi
         });
         break;
       case 'suppressionlist':
+        // SES's global suppression list, as the simulator address reproduces it.
+        out.push(bounce(r, 1, 'Permanent', 'Suppressed', '5.1.1', GLOBAL_SUPPRESSION_DIAGNOSTIC, SES_REPORTING_MTA, null));
+        break;
       case 'suppressed':
-        out.push(bounce(r, 1, 'Permanent', 'OnAccountSuppressionList', '5.1.1', SUPPRESSION_DIAGNOSTIC, 'dns; amazonses.com'));
+        out.push(bounce(r, 1, 'Permanent', 'OnAccountSuppressionList', '5.1.1', SUPPRESSION_DIAGNOSTIC, SES_REPORTING_MTA, null));
         break;
       case 'delay':
         out.push({

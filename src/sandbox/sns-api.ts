@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SnsApiError } from './errors';
 import type { SnsService, Subscription, Topic } from './sns-service';
+import { verifySigV4, type SandboxCredentials } from './sigv4';
 import { requestId, xmlEscape } from './util';
 
 const NS = 'http://sns.amazonaws.com/doc/2010-03-31/';
@@ -57,6 +58,7 @@ function topicAttributes(t: Topic, accountId: string): Record<string, string> {
     TopicArn: t.arn,
     Owner: accountId,
     DisplayName: t.displayName,
+    SignatureVersion: t.signatureVersion,
     SubscriptionsConfirmed: String(subs.filter((s) => s.confirmed).length),
     SubscriptionsPending: String(subs.filter((s) => !s.confirmed).length),
     SubscriptionsDeleted: String(t.deletedSubscriptions),
@@ -81,7 +83,7 @@ export function handleSnsAction(sns: SnsService, accountId: string, params: URLS
   switch (action) {
     case 'CreateTopic': {
       const attrs = readMap(params, 'Attributes');
-      const t = sns.createTopic(required(params, 'Name'), attrs.DisplayName ?? '');
+      const t = sns.createTopic(required(params, 'Name'), attrs.DisplayName ?? '', attrs);
       return response(action, el('TopicArn', t.arn));
     }
     case 'DeleteTopic':
@@ -92,6 +94,9 @@ export function handleSnsAction(sns: SnsService, accountId: string, params: URLS
         .listTopics()
         .map((t) => `<member>${el('TopicArn', t.arn)}</member>`)
         .join('')}</Topics>`);
+    case 'SetTopicAttributes':
+      sns.setTopicAttribute(required(params, 'TopicArn'), required(params, 'AttributeName'), params.get('AttributeValue') ?? '');
+      return response(action);
     case 'GetTopicAttributes':
       return response(action, attributesXml(topicAttributes(sns.getTopic(required(params, 'TopicArn')), accountId)));
     case 'Subscribe': {
@@ -148,11 +153,20 @@ export function handleSnsAction(sns: SnsService, accountId: string, params: URLS
   }
 }
 
+/** Actions a `GET /?Action=…` may perform without a signature: the SubscribeURL and UnsubscribeURL links SNS sends. */
+const LINK_ACTIONS = new Set(['ConfirmSubscription', 'Unsubscribe']);
+/** Actions that only read. */
+const READ_ONLY = /^(List|Get)/;
+
 /**
  * Registers `POST /` (form-encoded) and `GET /` (query string) for the SNS Query API. The
  * instance must parse `application/x-www-form-urlencoded` bodies to strings.
+ *
+ * With `credentials`, every POST must carry a valid SigV4 signature by one of them (as the AWS SDK,
+ * boto3 and the AWS CLI send it); `GET` performs only what SNS's own links do (ConfirmSubscription
+ * by token, Unsubscribe by subscription ARN) unsigned, read-only actions signed, and no other change.
  */
-export function registerSnsQueryApi(app: FastifyInstance, sns: SnsService, accountId: string): void {
+export function registerSnsQueryApi(app: FastifyInstance, sns: SnsService, accountId: string, credentials?: readonly SandboxCredentials[]): void {
   const handle = (params: URLSearchParams, reply: FastifyReply): FastifyReply => {
     try {
       const xml = handleSnsAction(sns, accountId, params);
@@ -162,12 +176,34 @@ export function registerSnsQueryApi(app: FastifyInstance, sns: SnsService, accou
       throw err;
     }
   };
+  const refuse = (reply: FastifyReply, err: SnsApiError): FastifyReply => reply.status(err.status).type('text/xml').send(snsErrorXml(err));
   app.post('/', (req: FastifyRequest, reply) => {
     const body = typeof req.body === 'string' ? req.body : '';
+    if (credentials) {
+      try {
+        verifySigV4({ method: req.method, url: req.url, headers: req.headers, body }, credentials);
+      } catch (err) {
+        if (err instanceof SnsApiError) return refuse(reply, err);
+        throw err;
+      }
+    }
     return handle(new URLSearchParams(body), reply);
   });
   app.get('/', (req: FastifyRequest, reply) => {
     const q = req.url.indexOf('?');
-    return handle(new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1)), reply);
+    const params = new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1));
+    const action = params.get('Action') ?? '';
+    if (credentials && !LINK_ACTIONS.has(action)) {
+      if (!READ_ONLY.test(action)) {
+        return refuse(reply, new SnsApiError('AuthorizationError', 403, `The sandbox performs ${action || 'this action'} only as a signed POST request`));
+      }
+      try {
+        verifySigV4({ method: req.method, url: req.url, headers: req.headers, body: '' }, credentials);
+      } catch (err) {
+        if (err instanceof SnsApiError) return refuse(reply, err);
+        throw err;
+      }
+    }
+    return handle(params, reply);
   });
 }

@@ -16,6 +16,8 @@ export interface Topic {
   createdAt: number;
   subscriptions: Map<string, Subscription>;
   deletedSubscriptions: number;
+  /** How messages of this topic are signed: topic attribute `SignatureVersion` (SNS default `1`). */
+  signatureVersion: SnsSignatureVersion;
 }
 
 /** An HTTP(S) subscription. */
@@ -47,6 +49,7 @@ export interface SnsServiceConfig {
    */
   urls: { readonly httpsOrigin: string; readonly signingCertUrl: string };
   signingKeyPem: string;
+  /** SignatureVersion of topics created without that attribute (SNS: `1`). */
   signatureVersion: SnsSignatureVersion;
   /** Chaos: probability of an extra delivery of the same message. */
   duplicateProbability: number;
@@ -68,18 +71,30 @@ export class SnsService {
     private readonly delivery: SnsDelivery,
   ) {}
 
-  /** Creates a topic, or returns the existing one of that name (CreateTopic is idempotent). */
-  createTopic(name: string, displayName = ''): Topic {
+  /**
+   * Creates a topic, or returns the existing one of that name (CreateTopic is idempotent).
+   * `attributes` may set `DisplayName` and `SignatureVersion` (`1` or `2`).
+   */
+  createTopic(name: string, displayName = '', attributes: Record<string, string> = {}): Topic {
     if (!TOPIC_NAME.test(name)) {
       throw new SnsApiError('InvalidParameter', 400, 'Invalid parameter: Topic Name');
     }
+    const version = attributes.SignatureVersion !== undefined ? parseSignatureVersion(attributes.SignatureVersion) : undefined;
     const arn = `arn:aws:sns:${this.config.region}:${this.config.accountId}:${name}`;
     let topic = this.topics.get(arn);
     if (!topic) {
-      topic = { arn, name, displayName, createdAt: Date.now(), subscriptions: new Map(), deletedSubscriptions: 0 };
+      topic = { arn, name, displayName, createdAt: Date.now(), subscriptions: new Map(), deletedSubscriptions: 0, signatureVersion: version ?? this.config.signatureVersion };
       this.topics.set(arn, topic);
     }
     return topic;
+  }
+
+  /** SetTopicAttributes: `SignatureVersion` (`1` or `2`) and `DisplayName`. */
+  setTopicAttribute(arn: string, name: string, value: string): void {
+    const topic = this.getTopic(arn);
+    if (name === 'SignatureVersion') topic.signatureVersion = parseSignatureVersion(value);
+    else if (name === 'DisplayName') topic.displayName = value;
+    else throw new SnsApiError('InvalidParameter', 400, `Invalid parameter: AttributeName ${name} is not supported by the sandbox`);
   }
 
   /** @throws {SnsApiError} NotFound when the topic does not exist. */
@@ -249,7 +264,7 @@ export class SnsService {
         Timestamp: publishedAt,
         UnsubscribeURL: this.unsubscribeUrl(sub.arn),
       };
-      const body = sub.rawMessageDelivery ? message : JSON.stringify(this.sign(unsigned));
+      const body = sub.rawMessageDelivery ? message : JSON.stringify(this.sign(unsigned, topic.signatureVersion));
       const entry = { ...base, subscriptionArn: sub.arn, endpoint: sub.endpoint, rawMessageDelivery: sub.rawMessageDelivery };
       this.delivery.enqueue(entry, body);
       if (this.config.duplicateProbability > 0 && this.config.rand() < this.config.duplicateProbability) {
@@ -320,6 +335,7 @@ export class SnsService {
   private sendControl(sub: Subscription, type: 'SubscriptionConfirmation' | 'UnsubscribeConfirmation', token: string, message: string): void {
     const snsMessageId = randomUUID();
     const timestamp = new Date().toISOString();
+    const version = this.topics.get(sub.topicArn)?.signatureVersion ?? this.config.signatureVersion;
     const signed = this.sign({
       Type: type,
       MessageId: snsMessageId,
@@ -328,7 +344,7 @@ export class SnsService {
       Message: message,
       SubscribeURL: `${this.config.urls.httpsOrigin}/?Action=ConfirmSubscription&TopicArn=${sub.topicArn}&Token=${token}`,
       Timestamp: timestamp,
-    });
+    }, version);
     const entry: Omit<LedgerEntry, 'deliveries' | 'finalStatus' | 'failureReason'> = {
       snsMessageId,
       type,
@@ -354,6 +370,11 @@ export class SnsService {
 
 function newToken(): string {
   return randomBytes(128).toString('hex');
+}
+
+function parseSignatureVersion(value: string): SnsSignatureVersion {
+  if (value === '1' || value === '2') return value;
+  throw new SnsApiError('InvalidParameter', 400, `Invalid parameter: Attributes Reason: SignatureVersion: Invalid value [${value}]. Must be 1 or 2.`);
 }
 
 function parseBoolAttribute(value: string | undefined, name: string): boolean | undefined {

@@ -28,7 +28,7 @@ export interface UnsignedSnsMessage {
   TopicArn: string;
   Message: string;
   Timestamp: string;
-  /** Notifications only, and only when the publisher set one (SES events have none). */
+  /** Notifications only, and only when the publisher set one (SES event notifications: `Amazon SES Email Event Notification`). */
   Subject?: string;
   /** Subscription and unsubscribe confirmations only. */
   Token?: string;
@@ -103,7 +103,7 @@ export function signSnsMessage(msg: UnsignedSnsMessage, privateKeyPem: string, v
 
 /**
  * Verifies an SNS signature against a certificate (or public key) PEM. A convenience for tests;
- * production code verifies with `sns-validator`, which also fetches and checks the certificate.
+ * the webhook (`src/webhook/sns-verify.ts`) also fetches and checks the certificate.
  */
 export function verifySnsSignature(msg: SnsMessage, certificatePem: string): boolean {
   const verifier = createVerify(algorithm(msg.SignatureVersion));

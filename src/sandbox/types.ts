@@ -54,7 +54,10 @@ export interface SandboxOptions {
   max24HourSend?: number;
   /** Account-level suppression list for BOUNCE and COMPLAINT. Default true. */
   accountSuppression?: boolean;
-  /** SNS SignatureVersion. Default `'2'` (RSA-SHA256). */
+  /**
+   * SignatureVersion of topics created without the `SignatureVersion` attribute. Default `'1'`
+   * (RSA-SHA1), as SNS; `CreateTopic`/`SetTopicAttributes` `SignatureVersion=2` switch a topic to RSA-SHA256.
+   */
   signatureVersion?: '1' | '2';
   sns?: SandboxSnsOptions;
   chaos?: SandboxChaosOptions;
@@ -62,6 +65,11 @@ export interface SandboxOptions {
   eventDelayMs?: number;
   /** Structured logger (e.g. pino). Default: silent. */
   logger?: SandboxLogger;
+  /**
+   * Credentials SNS API requests must be SigV4-signed with. Default {@link SANDBOX_CREDENTIALS}
+   * (public constants; the legacy `sandbox`/`sandbox` pair is then accepted too).
+   */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 /** A header of an accepted message. */
@@ -174,7 +182,7 @@ export interface SesSandbox {
   readonly signingCertUrl: string;
   readonly region: string;
   readonly accountId: string;
-  /** Dummy credentials; any credentials are accepted. */
+  /** The credentials SNS API calls must be signed with (SESv2 calls are not checked). */
   readonly credentials: { accessKeyId: string; secretAccessKey: string };
   /**
    * Creates a configuration set, an SNS topic (default name `<name>-events`), an HTTP(S)

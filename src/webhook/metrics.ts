@@ -1,6 +1,6 @@
 /**
  * Outcome counters of the SNS webhook. A plain object you can read at any time (tests, logs),
- * mirrored into a prom-client registry when one is passed in (a later `/metrics` route serves it).
+ * mirrored into a prom-client registry when one is passed in (the metrics listener serves it).
  */
 import { Counter, type Registry } from 'prom-client';
 
@@ -13,6 +13,8 @@ export const RejectReason = {
   UnknownMessageType: 'unknown-message-type',
   UnsupportedSignatureVersion: 'unsupported-signature-version',
   CertUrlNotAllowed: 'cert-url-not-allowed',
+  /** The certificate at an allowed URL failed its checks (subject, validity, chain). */
+  CertNotTrusted: 'cert-not-trusted',
   InvalidSignature: 'invalid-signature',
   TopicNotAllowed: 'topic-not-allowed',
   StaleTimestamp: 'stale-timestamp',

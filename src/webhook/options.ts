@@ -31,10 +31,25 @@ export interface WebhookOptions {
   /** Allowed `host` (hostname[:port]) of SubscribeURL. Default `sns.<region>.amazonaws.com(.cn)`, no port. */
   subscribeHostPattern?: RegExp;
   /**
-   * Extra CA (PEM) trusted for certificate and SubscribeURL fetches. SANDBOX ONLY: it is added to
-   * `https.globalAgent`'s trust store (public roots kept), because sns-validator offers no other way.
+   * Extra CA (PEM; several certificates may be concatenated) trusted for certificate and
+   * SubscribeURL fetches (per request, public roots kept) and, unless `trustedCaPems` says
+   * otherwise, the only trust anchor of signing certificates. SANDBOX ONLY.
    */
   extraCaPem?: string;
+  /**
+   * Trust anchors (PEM) signing certificates must chain to. Default: the sandbox CA when
+   * `extraCaPem` is given, else Amazon Root CA 1-4.
+   */
+  trustedCaPems?: string[];
+  /** Intermediate CA certificates (PEM) used to build signing-certificate chains. */
+  certIntermediatePems?: string[];
+  /**
+   * Names a signing certificate may carry (SAN, else CN). Default: `sns.amazonaws.com` plus the
+   * region-specific SNS signing names AWS uses for the certificate URL's region.
+   */
+  certSubjectNames?: string[];
+  /** Concurrent first fetches of signing certificates per host (more → 503). Default 16. */
+  maxConcurrentCertFetchesPerHost?: number;
   /** Upper bound for signature verification, certificate fetch included. Default 5000 ms. */
   certFetchTimeoutMs?: number;
   /** Upper bound for the SubscribeURL GET. Default 5000 ms. */
@@ -57,12 +72,24 @@ export interface WebhookOptions {
   metrics?: WebhookMetrics | { registry: Registry };
   /**
    * Extra registries served at `GET /metrics` with the webhook's own (worker metrics, visibility
-   * gauges). `false` disables the route. Default: the webhook's own metrics only.
+   * gauges), on the metrics listener (see `startWebhookServer`), never on the SNS listener unless
+   * `metricsBearerToken` is set. `false` disables metrics serving. Default: the webhook's own only.
    */
   metricsRegistries?: Registry[] | false;
+  /**
+   * When set, `GET /metrics` requires `Authorization: Bearer <token>` wherever it is served, and
+   * is also served on the SNS listener (for deployments that can expose only one port).
+   */
+  metricsBearerToken?: string;
   /** Socket idle / whole-request timeouts, so slow bodies are cut off. Default 10 000 ms each. */
   connectionTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** How long an idle keep-alive connection stays open after a response. Default 10 000 ms. */
+  keepAliveTimeoutMs?: number;
+  /** Requests served on one keep-alive connection before it is closed. Default 1000. */
+  maxRequestsPerSocket?: number;
+  /** Open connections accepted at once; more are closed on arrival. Default 1024. */
+  maxConnections?: number;
 }
 
 /** {@link WebhookOptions} with defaults applied. */
@@ -76,6 +103,10 @@ export interface ResolvedWebhookOptions {
   certPathPattern: RegExp;
   subscribeHostPattern: RegExp;
   extraCaPem: string | undefined;
+  trustedCaPems: string[] | undefined;
+  certIntermediatePems: string[] | undefined;
+  certSubjectNames: string[] | undefined;
+  maxConcurrentCertFetchesPerHost: number;
   certFetchTimeoutMs: number;
   confirmTimeoutMs: number;
   rawMessageDelivery: boolean;
@@ -84,7 +115,16 @@ export interface ResolvedWebhookOptions {
   temporalTimeoutMs: number;
   readinessTimeoutMs: number;
   orphanIdleTimeout: Duration | undefined;
+  metricsBearerToken: string | undefined;
+  connectionTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxRequestsPerSocket: number;
+  maxConnections: number;
 }
+
+/** Default idle keep-alive time after a response (the documented 10 s). */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 10_000;
 
 /** Default maximum body: SNS's 256 KiB message plus room for the envelope. */
 export const DEFAULT_BODY_LIMIT = 256 * 1024 + 16 * 1024;
@@ -126,8 +166,15 @@ export function resolveWebhookOptions(opts: WebhookOptions): ResolvedWebhookOpti
   if (replayWindowMs < MIN_REPLAY_WINDOW_MS) {
     throw new Error('webhook option replayWindowMs must be at least 2 hours: SNS retries keep their original Timestamp for up to an hour');
   }
-  if (opts.extraCaPem !== undefined && !opts.extraCaPem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new Error('webhook option extraCaPem must be a PEM certificate');
+  const pem = (name: string, v: string | undefined): void => {
+    if (v !== undefined && !v.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`webhook option ${name} must be a PEM certificate`);
+  };
+  pem('extraCaPem', opts.extraCaPem);
+  for (const p of opts.trustedCaPems ?? []) pem('trustedCaPems', p);
+  for (const p of opts.certIntermediatePems ?? []) pem('certIntermediatePems', p);
+  if (opts.trustedCaPems !== undefined && opts.trustedCaPems.length === 0) throw new Error('webhook option trustedCaPems must not be empty');
+  if (opts.metricsBearerToken !== undefined && !/^[\x21-\x7e]{16,}$/.test(opts.metricsBearerToken)) {
+    throw new Error('webhook option metricsBearerToken must be at least 16 printable characters without spaces');
   }
   return {
     client,
@@ -139,6 +186,10 @@ export function resolveWebhookOptions(opts: WebhookOptions): ResolvedWebhookOpti
     certPathPattern: opts.certPathPattern ?? DEFAULT_CERT_PATH_PATTERN,
     subscribeHostPattern: opts.subscribeHostPattern ?? DEFAULT_SNS_HOST_PATTERN,
     extraCaPem: opts.extraCaPem,
+    trustedCaPems: opts.trustedCaPems ?? (opts.extraCaPem !== undefined ? [opts.extraCaPem] : undefined),
+    certIntermediatePems: opts.certIntermediatePems,
+    certSubjectNames: opts.certSubjectNames,
+    maxConcurrentCertFetchesPerHost: positive('maxConcurrentCertFetchesPerHost', opts.maxConcurrentCertFetchesPerHost, 16),
     certFetchTimeoutMs: positive('certFetchTimeoutMs', opts.certFetchTimeoutMs, 5_000),
     confirmTimeoutMs: positive('confirmTimeoutMs', opts.confirmTimeoutMs, 5_000),
     rawMessageDelivery: opts.rawMessageDelivery === true,
@@ -147,5 +198,11 @@ export function resolveWebhookOptions(opts: WebhookOptions): ResolvedWebhookOpti
     temporalTimeoutMs: positive('temporalTimeoutMs', opts.temporalTimeoutMs, 8_000),
     readinessTimeoutMs: positive('readinessTimeoutMs', opts.readinessTimeoutMs, 2_000),
     orphanIdleTimeout: opts.orphanIdleTimeout,
+    metricsBearerToken: opts.metricsBearerToken,
+    connectionTimeoutMs: positive('connectionTimeoutMs', opts.connectionTimeoutMs, 10_000),
+    requestTimeoutMs: positive('requestTimeoutMs', opts.requestTimeoutMs, 10_000),
+    keepAliveTimeoutMs: positive('keepAliveTimeoutMs', opts.keepAliveTimeoutMs, DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
+    maxRequestsPerSocket: positive('maxRequestsPerSocket', opts.maxRequestsPerSocket, 1000),
+    maxConnections: positive('maxConnections', opts.maxConnections, 1024),
   };
 }

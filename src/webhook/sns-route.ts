@@ -45,6 +45,7 @@ const ERROR_TEXT: Record<RejectReason | UnavailableReason, string> = {
   'unknown-message-type': 'unknown message type',
   'unsupported-signature-version': 'unsupported signature version',
   'cert-url-not-allowed': 'signing certificate URL not allowed',
+  'cert-not-trusted': 'signing certificate not trusted',
   'invalid-signature': 'invalid signature',
   'topic-not-allowed': 'topic not allowed',
   'stale-timestamp': 'timestamp outside the replay window',

@@ -6,8 +6,15 @@
  */
 import { isIP } from 'node:net';
 
-/** Default host pattern for both URLs: an AWS SNS regional endpoint (commercial or China). No port. */
-export const DEFAULT_SNS_HOST_PATTERN = /^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/;
+/**
+ * Default host pattern for both URLs: an AWS SNS regional endpoint, `sns.<region>.amazonaws.com`
+ * for the commercial and GovCloud partitions and `sns.cn-<…>.amazonaws.com.cn` for China, where
+ * `<region>` has the shape of a real AWS region name (`us-east-1`, `ap-southeast-4`,
+ * `us-gov-west-1`). No port. Deliberately not `sns.<anything>.amazonaws.com`: that would admit
+ * `sns.s3.amazonaws.com` (the S3 bucket named "sns"), `sns.s3-external-1.amazonaws.com`, and any
+ * other AWS service that serves customer content under `*.amazonaws.com`.
+ */
+export const DEFAULT_SNS_HOST_PATTERN = /^sns\.(?:(?:us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d{1,2}|us-gov-[a-z]+-\d{1,2})\.amazonaws\.com$|^sns\.cn-[a-z]+-\d{1,2}\.amazonaws\.com\.cn$/;
 
 /** Default path pattern for certificate URLs, as AWS serves them. */
 export const DEFAULT_CERT_PATH_PATTERN = /^\/SimpleNotificationService-[0-9a-f]+\.pem$/;
@@ -56,8 +63,8 @@ function commonChecks(raw: unknown, hostPattern: RegExp, maxLength: number): Url
  *
  * Rules: https; host matches `hostPattern` exactly (tested against `host`, i.e. hostname plus any
  * non-default port); no userinfo, IP literal, query or fragment; path matches `pathPattern` and
- * ends in `.pem`; and the string is already in canonical form (`https://<host><path>`), so the
- * legacy `url.parse` inside sns-validator cannot read it differently from WHATWG `URL` here.
+ * ends in `.pem`; and the string is already in canonical form (`https://<host><path>`), so no
+ * other URL parser (a proxy's, a legacy `url.parse`) can read it differently from WHATWG `URL` here.
  */
 export function checkSigningCertUrl(raw: unknown, hostPattern: RegExp, pathPattern: RegExp = DEFAULT_CERT_PATH_PATTERN): UrlCheck {
   const r = commonChecks(raw, hostPattern, 1024);

@@ -196,7 +196,7 @@ export const EXPECTED: Record<AddressKind, Partial<LifecycleResult['recipients']
   bounce: { status: 'bounced', bounceKind: 'hard' },
   ooto: { status: 'delivered', autoReplies: 1 },
   complaint: { status: 'complained' },
-  suppressionlist: { status: 'bounced', bounceSubType: 'OnAccountSuppressionList' },
+  suppressionlist: { status: 'bounced', bounceSubType: 'Suppressed' },
   delay: { status: 'delivered' },
   softbounce: { status: 'delivered', attempts: 2 },
   silent: { status: 'unconfirmed' },

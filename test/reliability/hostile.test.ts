@@ -82,7 +82,8 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => r.server.listen(0, '127.0.0.1', resolve));
   r.port = (r.server.address() as { port: number }).port;
   redirector = r;
-  apps.redirect = await env.app({ subscribeHostPattern: exactHost(`localhost:${r.port}`), extraCaPem: pki.ca.certPem });
+  // Trusts both CAs for its fetches (the sandbox's certificate host, the redirector); signs only with the sandbox CA.
+  apps.redirect = await env.app({ subscribeHostPattern: exactHost(`localhost:${r.port}`), extraCaPem: `${env.sandbox.caCertPem}${pki.ca.certPem}`, trustedCaPems: [env.sandbox.caCertPem] });
 
   // A message lifecycle that claims an SES message id (what visibility-query injection would hit).
   const sesMessageId = newSesId();
