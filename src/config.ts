@@ -53,6 +53,7 @@ export const ENV_SCHEMA = {
   WEBHOOK_PATH: z.string().regex(/^\/[A-Za-z0-9/_-]*$/).default('/sns').describe('Webhook route for SNS'),
   CALLBACK_URL: z.url({ protocol: /^https?$/ }).optional().describe('Default app callback URL for state changes (per-send callbackUrl overrides)'),
   CALLBACK_SECRET: z.string().min(16, 'at least 16 characters').optional().describe('HMAC-SHA256 secret that signs callbacks (required for callbacks; never logged)'),
+  WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1').describe('Listen address of a standalone `worker` process\'s /metrics (0.0.0.0 to scrape it from other hosts)'),
   WORKER_METRICS_PORT: port.default(9464).describe('Prometheus /metrics of a standalone `worker` process (0 = off)'),
   SANDBOX_PORT: port.default(4566).describe('Local SES sandbox HTTP API port'),
   SANDBOX_HTTPS_PORT: port.default(4567).describe('Local SES sandbox HTTPS port (certificates, SubscribeURL)'),
@@ -86,7 +87,7 @@ export interface Config {
   };
   sandbox: { port: number; httpsPort: number };
   callbacks: { defaultUrl?: string; secret?: string };
-  workerMetricsPort: number;
+  workerMetrics: { host: string; port: number };
 }
 
 /**
@@ -154,7 +155,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ...(e.CALLBACK_URL !== undefined ? { defaultUrl: e.CALLBACK_URL } : {}),
       ...(e.CALLBACK_SECRET !== undefined ? { secret: e.CALLBACK_SECRET } : {}),
     },
-    workerMetricsPort: e.WORKER_METRICS_PORT,
+    workerMetrics: { host: e.WORKER_METRICS_HOST, port: e.WORKER_METRICS_PORT },
   };
   return deepFreeze(config);
 }

@@ -62,6 +62,11 @@ export interface SandboxOptions {
   eventDelayMs?: number;
   /** Structured logger (e.g. pino). Default: silent. */
   logger?: SandboxLogger;
+  /**
+   * Folder where the sandbox keeps state across restarts (`sandbox-state.json`: the account
+   * suppression list). Default: none, everything in memory.
+   */
+  stateDir?: string;
 }
 
 /** A header of an accepted message. */
