@@ -194,7 +194,8 @@ describe('the npm package', () => {
     const bin = path.join(app, 'node_modules', '.bin', 'ses-lifecycle');
     // An SES client is built (the SDK would print its Node-version banner on Node 20).
     expect(stack?.sandbox).toBeDefined();
-    const suppression = await attempt(bin, ['suppression', 'list', '--json'], { cwd: app, env: { ...process.env, SANDBOX_PORT: new URL(stack!.sandbox!.endpoint).port }, timeout: 60_000 });
+    const { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: _set, ...userEnv } = process.env;
+    const suppression = await attempt(bin, ['suppression', 'list', '--json'], { cwd: app, env: { ...userEnv, SANDBOX_PORT: new URL(stack!.sandbox!.endpoint).port }, timeout: 60_000 });
     expect(suppression).toEqual({ code: 0, stdout: '[]\n', stderr: '' });
     const version = await attempt(bin, ['--version'], { cwd: app, timeout: 60_000 });
     expect(version).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: '' });

@@ -244,8 +244,17 @@ export class SesService {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
-    const r = persistedStateSchema.safeParse(JSON.parse(text));
-    if (!r.success) throw new Error(`sandbox state file ${file} is not valid: ${z.prettifyError(r.error)} (delete it to start empty)`);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const r = persistedStateSchema.safeParse(json);
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      throw new Error(`sandbox state file ${file} is not valid (${issue.path.join('.') || '(root)'}: ${issue.message}); delete it to start empty`);
+    }
     for (const e of r.data.suppressedDestinations) this.suppressed.set(e.EmailAddress.toLowerCase(), e);
   }
 
