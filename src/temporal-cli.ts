@@ -168,7 +168,12 @@ export const TEMPORAL_CLI_FIX =
  * after every local source. One line: what was tried, why the download failed, and the fix.
  */
 export function noTemporalCliError(cli: ResolvedTemporalCli, downloadError: unknown): Error {
-  const reason = errorMessage(downloadError).split('\n')[0]!.replace(/^Failed to start ephemeral server: /, '').slice(0, 300);
+  let reason = errorMessage(downloadError).split('\n')[0]!.replace(/^Failed to start ephemeral server: /, '');
+  // The SDK repeats "error sending request for url (<long url>): " per layer: keep the host once.
+  const origin = /error sending request for url \((https?:\/\/[^/)]+)/.exec(reason)?.[1];
+  reason = reason.replace(/(?:error sending request for url \([^)]*\): )+/g, '');
+  if (origin !== undefined) reason = reason.replace(/^(failed to download[^:]*)/, `$1 from ${origin}`);
+  reason = reason.slice(0, 300);
   const tried = (cli.tried ?? []).map((t) => t.split('\n')[0]!.slice(0, 200));
   return new Error(`no Temporal CLI: tried ${[...tried, `the Temporal SDK download (${reason})`].join('; ')}. ${TEMPORAL_CLI_FIX}`, { cause: downloadError });
 }
