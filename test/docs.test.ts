@@ -49,6 +49,11 @@ describe('configuration', () => {
 describe('README', () => {
   const codeBlocks = (lang: string) => [...readme.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
 
+  it('states the supported Node versions as package.json does', () => {
+    const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { engines: { node: string } };
+    expect(readme).toContain(`engines: ${pkg.engines.node}`);
+  });
+
   it('has no escaped backticks (they render literally)', () => {
     expect(readme).not.toContain('\\`');
   });
