@@ -129,7 +129,7 @@ const inputSchema = z
     html: z.string().max(MAX_BODY_CHARS).optional(),
     tags: z.record(tagName, tagValue).refine((t) => Object.keys(t).length <= 48, 'at most 48 tags').optional(),
     headers: z
-      .record(z.string().regex(HEADER_NAME, 'invalid header name'), z.string().regex(HEADER_VALUE, 'header values must be printable ASCII, at most 870 characters (no CR/LF)'))
+      .record(z.string().regex(HEADER_NAME, 'header names allow only RFC 5322 token characters (no spaces, colons or CR/LF), at most 126'), z.string().regex(HEADER_VALUE, 'header values must be printable ASCII, at most 870 characters (no CR/LF)'))
       .refine((h) => Object.keys(h).every((k) => !/^(from|to|cc|bcc|subject|x-lifecycle-id|content-type|mime-version)$/i.test(k)), 'reserved header')
       .optional(),
     configurationSetName: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/).optional(),

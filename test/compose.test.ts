@@ -315,6 +315,8 @@ describe('Dockerfile and .dockerignore (static checks; no engine needed)', () =>
     expect(stages[0]).toMatch(/^RUN npm run build$/m);
     expect(runtime).toMatch(/^RUN npm ci --omit=dev\b/m);
     expect(runtime).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+    // In a container the worker's /metrics must be reachable from outside it (127.0.0.1 elsewhere).
+    expect(runtime).toMatch(/^\s*WORKER_METRICS_HOST=0\.0\.0\.0\b/m);
     // The package's `prepare` build needs devDependencies: no stage may run it.
     for (const stage of stages) for (const ci of stage.match(/^RUN npm ci\b.*$/gm) ?? []) expect(ci).toContain('--ignore-scripts');
     // The image has no src/, so the bin runs the compiled CLI: tsx is a development tool only.
