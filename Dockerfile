@@ -12,7 +12,8 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: the package's `prepare` (the build) runs below, once the sources are here.
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY workflows ./workflows
@@ -23,16 +24,18 @@ RUN npm run build
 # --- runtime: production dependencies + compiled JS, non-root ----------------------------------
 FROM ${NODE_IMAGE} AS runtime
 WORKDIR /app
-# Production dependencies only: the compiled CLI needs no TypeScript tooling (tsx is a regular
-# dependency too, so the bin's fallback to the sources would also work). The Temporal worker's
-# native core bridge ships prebuilt for linux-x64/arm64 glibc, which bookworm provides.
+# Production dependencies only: the compiled CLI needs no TypeScript tooling (--ignore-scripts:
+# the package's `prepare` build needs the devDependencies; dist/ comes from the build stage).
+# The Temporal worker's native core bridge ships prebuilt for linux-x64/arm64 glibc, which
+# bookworm provides.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY bin ./bin
-# bin/ses-lifecycle.js runs dist/src/cli.js when present; the worker bundles dist/workflows.
+# No src/ here, so bin/ses-lifecycle.js runs dist/src/cli.js; the worker bundles dist/workflows.
 COPY --from=build /app/dist ./dist
 ENV WEBHOOK_HOST=0.0.0.0 \
     WEBHOOK_PORT=3000 \
+    WORKER_METRICS_HOST=0.0.0.0 \
     DATA_DIR=/tmp/ses-lifecycle
 USER node
 EXPOSE 3000

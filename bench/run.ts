@@ -952,6 +952,8 @@ async function bundle(file: string, dir: string, name: string): Promise<string> 
 }
 
 async function main(): Promise<void> {
+  // The AWS SDK's 8-line Node-version banner (Node 20 is supported); worker children inherit it.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const mdFrom = str('md-from', '');
   if (mdFrom !== '') {
     // Re-render BENCHMARKS.md from a saved raw results file (no measurement).

@@ -2,7 +2,9 @@
  * `ses-lifecycle` command line: run the product (dev, demo, worker, webhook) and operate it
  * (send, status, list, suppression). Errors are one clear line and a non-zero exit.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import {
   DeleteSuppressedDestinationCommand,
@@ -12,9 +14,10 @@ import {
 } from '@aws-sdk/client-sesv2';
 import { NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
-import { LifecycleClient } from './client';
+import { LifecycleClient, TAG_CHARS } from './client';
 import { loadConfig, type Config } from './config';
 import { durationMs, statusQuery, WORKFLOW_TYPE, type LifecycleStatus } from './definitions';
+import { RecipientStatus } from './lifecycle';
 import { runDemo } from './demo';
 import { startStack, temporalConnectionOptions } from './stack';
 import { startWebhookServer } from './webhook';
@@ -26,10 +29,10 @@ import Fastify from 'fastify';
 import type { Registry } from 'prom-client';
 
 /** A tiny /metrics server for a standalone worker process. */
-async function serveMetrics(registry: Registry, port: number): Promise<{ close(): Promise<void> }> {
+async function serveMetrics(registry: Registry, host: string, port: number): Promise<{ close(): Promise<void> }> {
   const app = Fastify({ logger: false });
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-  await app.listen({ host: '0.0.0.0', port });
+  await app.listen({ host, port });
   return { close: () => app.close() };
 }
 
@@ -56,11 +59,70 @@ function sesClientFor(config: Readonly<Config>): SESv2Client {
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
-const keyValue = (value: string, previous: Record<string, string> = {}): Record<string, string> => {
-  const i = value.indexOf('=');
-  if (i <= 0) throw new InvalidArgumentError('expected name=value');
-  return { ...previous, [value.slice(0, i)]: value.slice(i + 1) };
-};
+
+/** The package version (package.json above this module, from the sources or from dist/). */
+export function packageVersion(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'ses-lifecycle' && pkg.version) return pkg.version;
+    } catch {
+      // no package.json here: look further up
+    }
+    if (path.dirname(dir) === dir) return 'unknown';
+  }
+}
+
+/** Values `list --status` accepts: every message-level status (the `EmailStatus` search attribute). */
+export const LIST_STATUSES: readonly string[] = ['sending', ...Object.values(RecipientStatus)];
+/** Values `list --kind` accepts. */
+export const LIST_KINDS: readonly string[] = ['message', 'orphan'];
+
+/** Refuses a value outside `allowed`, listing the allowed ones. */
+export function oneOf(flag: string, value: string, allowed: readonly string[]): string {
+  if (!allowed.includes(value)) throw new Error(`invalid ${flag} "${value}": use one of ${allowed.join(', ')}`);
+  return value;
+}
+
+/** `--tag name=value` options → a record; names and values follow SES's EmailTag charset. */
+export function parseTags(values: readonly string[] | undefined): Record<string, string> | undefined {
+  if (values === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const i = v.indexOf('=');
+    const [name, value] = i < 0 ? [v, ''] : [v.slice(0, i), v.slice(i + 1)];
+    if (!TAG_CHARS.test(name) || !TAG_CHARS.test(value) || name.length > 256 || value.length > 256) {
+      throw new Error(`invalid --tag "${v}": expected name=value, both 1-256 of ASCII letters, digits, _ - . @`);
+    }
+    out[name] = value;
+  }
+  return out;
+}
+
+/** `--limit`: a positive integer. */
+export function parseLimit(v: string): number {
+  if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new Error(`invalid --limit "${v}": use a positive whole number, e.g. 20`);
+  return Number(v);
+}
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+/** `--since`: a duration back from `now` (`90s`, `15m`, `1h`, `7d`) or an ISO time (`2026-11-24`, `2026-11-24T18:00:00Z`). */
+export function parseSince(v: string, now = Date.now()): Date {
+  const value = v.trim();
+  if (/^\d+(?:\.\d+)?(?:ms|s|m|h|d)$/.test(value)) return new Date(now - durationMs(value));
+  const t = ISO_TIME.test(value) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(t)) throw new Error(`invalid --since "${v}": use a duration back from now (30m, 1h, 7d) or an ISO time (2026-11-24, 2026-11-24T18:00:00Z)`);
+  return new Date(t);
+}
+
+/**
+ * The AWS SDK prints an 8-line NodeVersionSupportWarning on Node < 22 for every command. This
+ * package supports Node 20 (see README), so the CLI silences exactly that warning through the
+ * SDK's own switch, unless the user set it.
+ */
+function silenceAwsNodeVersionWarning(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
 
 /** Renders a per-recipient status table. */
 export function statusTable(s: LifecycleStatus): string {
@@ -91,6 +153,7 @@ function waitForShutdown(): Promise<string> {
 export function buildProgram(): Command {
   const program = new Command('ses-lifecycle')
     .description('Durable per-message lifecycle tracking for email sent through Amazon SES, on Temporal.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
 
@@ -141,11 +204,12 @@ export function buildProgram(): Command {
     .requiredOption('--subject <text>', 'subject')
     .option('--text <body>', 'text body')
     .option('--html <body>', 'html body')
-    .option('--tag <name=value>', 'EmailTag (repeatable)', keyValue)
+    .option('--tag <name=value>', 'EmailTag (repeatable)', collect)
     .option('--idempotency-key <key>', 'never send twice for the same key')
     .option('--configuration-set <name>', 'SES configuration set (default from SES_CONFIGURATION_SET)')
     .option('--wait', 'wait for the final outcome and print it')
-    .action(async (o: { from: string; to: string[]; cc?: string[]; bcc?: string[]; subject: string; text?: string; html?: string; tag?: Record<string, string>; idempotencyKey?: string; configurationSet?: string; wait?: boolean }) => {
+    .action(async (o: { from: string; to: string[]; cc?: string[]; bcc?: string[]; subject: string; text?: string; html?: string; tag?: string[]; idempotencyKey?: string; configurationSet?: string; wait?: boolean }) => {
+      const tags = parseTags(o.tag);
       const config = loadConfig();
       const { client, connection } = await connectClient(config);
       try {
@@ -162,7 +226,7 @@ export function buildProgram(): Command {
             subject: o.subject,
             ...(o.text !== undefined ? { text: o.text } : {}),
             ...(o.html !== undefined ? { html: o.html } : {}),
-            ...(o.tag ? { tags: o.tag } : {}),
+            ...(tags ? { tags } : {}),
             ...(o.configurationSet ? { configurationSetName: o.configurationSet } : {}),
           },
           o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {},
@@ -192,40 +256,45 @@ export function buildProgram(): Command {
   program
     .command('list')
     .description('list lifecycles (Temporal visibility, our search attributes)')
-    .option('--status <status>', 'EmailStatus, e.g. bounced')
+    .option('--status <status>', `EmailStatus: ${LIST_STATUSES.join(', ')}`)
     .option('--recipient <address>', 'recipient address')
-    .option('--tag <name=value>', 'user tag', keyValue)
-    .option('--since <iso>', 'started at or after this time')
-    .option('--kind <kind>', 'message or orphan')
-    .option('--limit <n>', 'max rows', (v) => Number.parseInt(v, 10), 50)
-    .option('--json', 'print JSON')
-    .action(async (o: { status?: string; recipient?: string; tag?: Record<string, string>; since?: string; kind?: string; limit: number; json?: boolean }) => {
+    .option('--tag <name=value>', 'user tag (repeatable)', collect)
+    .option('--since <when>', 'started at or after: a duration back from now (1h, 7d) or an ISO time')
+    .option('--kind <kind>', `${LIST_KINDS.join(' or ')}`)
+    .option('--limit <n>', 'max rows', '50')
+    .option('--json', 'print JSON (recipients as an array)')
+    .action(async (o: { status?: string; recipient?: string; tag?: string[]; since?: string; kind?: string; limit: string; json?: boolean }) => {
+      // Every filter is checked before anything connects: a typo is an error, never an empty table.
+      const status = o.status === undefined ? undefined : oneOf('--status', o.status, LIST_STATUSES);
+      const kind = o.kind === undefined ? undefined : oneOf('--kind', o.kind, LIST_KINDS);
+      const tags = parseTags(o.tag);
+      const since = o.since === undefined ? undefined : parseSince(o.since);
+      const limit = parseLimit(o.limit);
       const q = (v: string) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
       const clauses = [
-        o.status ? `EmailStatus = ${q(o.status)}` : '',
+        status ? `EmailStatus = ${q(status)}` : '',
         o.recipient ? `EmailRecipients = ${q(o.recipient.toLowerCase())}` : '',
-        ...Object.entries(o.tag ?? {}).map(([k, v]) => `EmailTags = ${q(`${k}=${v}`)}`),
-        o.since ? `StartTime >= ${q(new Date(o.since).toISOString())}` : '',
-        o.kind ? `LifecycleKind = ${q(o.kind)}` : `WorkflowType IN (${q(WORKFLOW_TYPE.message)}, ${q(WORKFLOW_TYPE.orphan)})`,
+        ...Object.entries(tags ?? {}).map(([k, v]) => `EmailTags = ${q(`${k}=${v}`)}`),
+        since ? `StartTime >= ${q(since.toISOString())}` : '',
+        kind ? `LifecycleKind = ${q(kind)}` : `WorkflowType IN (${q(WORKFLOW_TYPE.message)}, ${q(WORKFLOW_TYPE.orphan)})`,
       ].filter(Boolean);
-      if (o.since && Number.isNaN(Date.parse(o.since))) throw new Error(`invalid --since: ${o.since}`);
       const config = loadConfig();
       const { client, connection } = await connectClient(config);
       try {
-        const rows: { id: string; status: string; recipients: string; started: string; closed: boolean }[] = [];
+        const rows: { id: string; status: string; recipients: string[]; started: string; closed: boolean }[] = [];
         for await (const wf of client.workflow.list({ query: clauses.join(' AND ') })) {
           const sa = wf.searchAttributes as Record<string, unknown[] | undefined>;
           const strings = (v: unknown[] | undefined) => (v ?? []).filter((x): x is string => typeof x === 'string');
           rows.push({
             id: wf.workflowId,
             status: strings(sa.EmailStatus)[0] ?? '',
-            recipients: strings(sa.EmailRecipients).join(','),
+            recipients: strings(sa.EmailRecipients),
             started: wf.startTime.toISOString(),
             closed: wf.status.name !== 'RUNNING',
           });
-          if (rows.length >= o.limit) break;
+          if (rows.length >= limit) break;
         }
-        console.log(o.json ? JSON.stringify(rows, null, 2) : table(['lifecycle', 'status', 'recipients', 'started', 'open'], rows.map((r) => [r.id, r.status, r.recipients, r.started, r.closed ? 'no' : 'yes'])));
+        console.log(o.json ? JSON.stringify(rows, null, 2) : table(['lifecycle', 'status', 'recipients', 'started', 'open'], rows.map((r) => [r.id, r.status, r.recipients.join(','), r.started, r.closed ? 'no' : 'yes'])));
       } finally {
         await connection.close();
       }
@@ -281,8 +350,8 @@ export function buildProgram(): Command {
         paceToSendRate: config.aws.paceToSendRate,
         ...(config.callbacks.secret !== undefined ? { callbackSecret: config.callbacks.secret } : {}),
       });
-      const metricsServer = config.workerMetricsPort > 0 ? await serveMetrics(workerMetrics.registry, config.workerMetricsPort) : undefined;
-      console.log(`worker running on task queue ${config.temporal.taskQueue} at ${address}`);
+      const metricsServer = config.workerMetrics.port > 0 ? await serveMetrics(workerMetrics.registry, config.workerMetrics.host, config.workerMetrics.port) : undefined;
+      console.log(`worker running on task queue ${config.temporal.taskQueue} at ${address}${metricsServer ? ` (metrics http://${config.workerMetrics.host}:${config.workerMetrics.port}/metrics)` : ''}`);
       // The SDK drains and stops the worker on SIGINT/SIGTERM by itself.
       await worker.run();
       await metricsServer?.close();
@@ -329,6 +398,7 @@ export function buildProgram(): Command {
 
 /** Runs the CLI. */
 export async function main(argv = process.argv): Promise<void> {
+  silenceAwsNodeVersionWarning();
   await buildProgram().parseAsync(argv);
 }
 

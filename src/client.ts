@@ -49,6 +49,41 @@ export class InvalidEmailInputError extends Error {
   }
 }
 
+/**
+ * Thrown by `sendTracked()` when its idempotency key already names a lifecycle started with
+ * different content (message, configuration set, policy or callback URL). Nothing was sent.
+ */
+export class IdempotencyKeyConflictError extends Error {
+  override readonly name = 'IdempotencyKeyConflictError';
+  constructor(
+    readonly idempotencyKey: string,
+    readonly lifecycleId: string,
+  ) {
+    super(`idempotency key "${idempotencyKey}" was already used for different content (lifecycle ${lifecycleId}); use a new key for a different email`);
+  }
+}
+
+/** Memo field holding the content hash of a lifecycle's `sendTracked()` input. */
+export const CONTENT_HASH_MEMO = 'contentHash';
+
+/** JSON with sorted object keys, so equal content always hashes the same. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
+    return `{${entries
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** SHA-256 of the validated input (what the caller asked for): compared on idempotency-key reuse. */
+export function contentHashOf(input: SendTrackedInput): string {
+  return createHash('sha256').update(canonicalJson(input)).digest('hex');
+}
+
 /** SES limit: at most 50 recipients (To + Cc + Bcc) per SendEmail call. */
 export const MAX_RECIPIENTS = 50;
 /** SES limit: total message size 40 MB (we keep bodies far below: 10 MB of text or html). */
@@ -65,7 +100,8 @@ const fromSchema = z
   .max(640)
   .regex(NO_CRLF, 'must not contain CR or LF')
   .refine((v) => ADDRESS.test(/<([^<>]+)>\s*$/.exec(v)?.[1] ?? v), 'not a valid email address');
-const TAG_CHARS = /^[A-Za-z0-9_\-.@]+$/;
+/** SES EmailTag names and values: ASCII letters, digits, `_ - . @` (1–256 characters). */
+export const TAG_CHARS = /^[A-Za-z0-9_\-.@]+$/;
 const tagName = z
   .string()
   .min(1)
@@ -97,7 +133,7 @@ const inputSchema = z
     html: z.string().max(MAX_BODY_CHARS).optional(),
     tags: z.record(tagName, tagValue).refine((t) => Object.keys(t).length <= 48, 'at most 48 tags').optional(),
     headers: z
-      .record(z.string().regex(HEADER_NAME, 'invalid header name'), z.string().regex(HEADER_VALUE, 'header values must be printable ASCII, at most 870 characters (no CR/LF)'))
+      .record(z.string().regex(HEADER_NAME, 'header names allow only RFC 5322 token characters (no spaces, colons or CR/LF), at most 126'), z.string().regex(HEADER_VALUE, 'header values must be printable ASCII, at most 870 characters (no CR/LF)'))
       .refine((h) => Object.keys(h).every((k) => !/^(from|to|cc|bcc|subject|x-lifecycle-id|content-type|mime-version)$/i.test(k)), 'reserved header')
       .optional(),
     configurationSetName: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/).optional(),
@@ -165,7 +201,9 @@ export function validateSendInput(input: unknown, opts: CallbackUrlOptions = {})
     // Unknown keys: name the key itself, not its parent.
     const path = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...issue.path, issue.keys[0]] : issue.path;
     const field = path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '') || '(input)';
-    throw new InvalidEmailInputError(`invalid ${field}: ${issue.message}`, field);
+    // A bad record key (tag or header name): say what is allowed, not zod's "Invalid key in record".
+    const message = issue.code === 'invalid_key' ? `invalid name: ${issue.issues[0]?.message ?? issue.message}` : issue.message;
+    throw new InvalidEmailInputError(`invalid ${field}: ${message}`, field);
   }
   if (r.data.callbackUrl !== undefined) validateCallbackUrl(r.data.callbackUrl, opts);
   return r.data;
@@ -307,6 +345,7 @@ export class LifecycleClient {
    * returns the existing lifecycle and never sends again.
    *
    * @throws {InvalidEmailInputError} when the input is invalid (nothing is started).
+   * @throws {IdempotencyKeyConflictError} when the key was already used for different content.
    */
   async sendTracked(input: SendTrackedInput, opts: SendTrackedOptions = {}): Promise<TrackedEmail> {
     const valid = validateSendInput(input, this.callbackOptions);
@@ -325,13 +364,16 @@ export class LifecycleClient {
     };
     const recipients = uniqueLower([...message.to, ...(message.cc ?? []), ...(message.bcc ?? [])]);
     const tags = Object.entries(message.tags ?? {}).map(([k, v]) => `${k}=${v}`);
+    const contentHash = contentHashOf(valid);
+    let handle: WorkflowHandle<LifecycleWorkflow>;
     try {
-      const handle = await this.temporal.workflow.start<LifecycleWorkflow>(WORKFLOW_TYPE.message, {
+      handle = await this.temporal.workflow.start<LifecycleWorkflow>(WORKFLOW_TYPE.message, {
         workflowId: lifecycleId,
         taskQueue: this.taskQueue,
         args: [wfInput],
         workflowIdConflictPolicy: 'USE_EXISTING',
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        memo: { [CONTENT_HASH_MEMO]: contentHash },
         typedSearchAttributes: [
           { key: SA.status, value: 'sending' },
           { key: SA.recipients, value: recipients },
@@ -343,14 +385,18 @@ export class LifecycleClient {
           .filter(Boolean)
           .join('\n\n'),
       });
-      return new TrackedEmail(lifecycleId, handle);
     } catch (err) {
       // REJECT_DUPLICATE: the lifecycle for this key already ran to completion. Never send again.
-      if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        return new TrackedEmail(lifecycleId, this.temporal.workflow.getHandle<LifecycleWorkflow>(lifecycleId));
-      }
-      throw err;
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      handle = this.temporal.workflow.getHandle<LifecycleWorkflow>(lifecycleId);
     }
+    if (opts.idempotencyKey !== undefined) {
+      // The key may name an existing lifecycle (USE_EXISTING, or a closed one): same content only.
+      // A lifecycle without a stored hash (started before hashes were stored) is accepted.
+      const stored = (await handle.describe()).memo?.[CONTENT_HASH_MEMO];
+      if (typeof stored === 'string' && stored !== contentHash) throw new IdempotencyKeyConflictError(opts.idempotencyKey, lifecycleId);
+    }
+    return new TrackedEmail(lifecycleId, handle);
   }
 
   /** A handle on an existing lifecycle by id. */

@@ -63,6 +63,7 @@ export const ENV_SCHEMA = {
     .pipe(z.array(z.string().regex(/^[A-Za-z0-9.:_-]+$/, 'a host name or IP address')))
     .default([])
     .describe('Comma-separated callback hosts (names or IPs) allowed even though they are loopback, private or link-local (local development, tests)'),
+  WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1').describe('Listen address of a standalone `worker` process\'s /metrics (0.0.0.0 to scrape it from other hosts)'),
   WORKER_METRICS_PORT: port.default(9464).describe('Prometheus /metrics of a standalone `worker` process (0 = off)'),
   SANDBOX_PORT: port.default(4566).describe('Local SES sandbox HTTP API port'),
   SANDBOX_HTTPS_PORT: port.default(4567).describe('Local SES sandbox HTTPS port (certificates, SubscribeURL)'),
@@ -101,7 +102,7 @@ export interface Config {
   };
   sandbox: { port: number; httpsPort: number };
   callbacks: { defaultUrl?: string; secret?: string; allowedHosts: string[] };
-  workerMetricsPort: number;
+  workerMetrics: { host: string; port: number };
 }
 
 /**
@@ -179,7 +180,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ...(e.CALLBACK_SECRET !== undefined ? { secret: e.CALLBACK_SECRET } : {}),
       allowedHosts: e.CALLBACK_ALLOWED_HOSTS,
     },
-    workerMetricsPort: e.WORKER_METRICS_PORT,
+    workerMetrics: { host: e.WORKER_METRICS_HOST, port: e.WORKER_METRICS_PORT },
   };
   return deepFreeze(config);
 }

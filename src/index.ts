@@ -2,7 +2,20 @@
  * ses-lifecycle public API: the client, the worker and webhook builders, the lifecycle rules
  * and shared definitions.
  */
-export { LifecycleClient, TrackedEmail, InvalidEmailInputError, validateSendInput, lifecycleIdFor, MAX_RECIPIENTS, type ConnectOptions, type SendTrackedInput, type SendTrackedOptions } from './client';
+export {
+  LifecycleClient,
+  TrackedEmail,
+  InvalidEmailInputError,
+  IdempotencyKeyConflictError,
+  validateSendInput,
+  lifecycleIdFor,
+  MAX_RECIPIENTS,
+  MAX_BODY_CHARS,
+  type ConnectOptions,
+  type SendTrackedInput,
+  type SendTrackedOptions,
+} from './client';
+export { verifyCallbackSignature, signCallback, CALLBACK_HEADERS } from './callbacks';
 export * from './definitions';
 export * from './lifecycle';
 export { parseSesEvent, parseSesEventText, SesEventParseError, type SesParseResult } from './ses-events';
@@ -10,4 +23,5 @@ export { createLifecycleWorker, createSesClient, WORKFLOWS_PATH, type LifecycleW
 export { buildWebhookApp, startWebhookServer, type WebhookOptions, type WebhookServer } from './webhook';
 export { loadConfig, ConfigError, type Config } from './config';
 export { startStack, type RunningStack, type StackOptions } from './stack';
+export { startSesSandbox, SANDBOX_DOMAIN, SIMULATOR_DOMAIN, type SandboxOptions, type SesSandbox } from './sandbox';
 export { ensureSearchAttributes } from './search-attributes';

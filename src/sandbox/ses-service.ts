@@ -5,6 +5,8 @@
  *
  * Every method throws {@link SesApiError} with the SESv2 error code real SES would use.
  */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
 import { SesApiError, sesError } from './errors';
 import { planEvents, rfc5322Date, sesStyleId, type PlannedEvent, type SimulatedMessage, type SimulatorContext } from './simulator';
@@ -49,6 +51,8 @@ export interface SesServiceConfig {
   reorder: boolean;
   rand: () => number;
   logger: SandboxLogger | undefined;
+  /** JSON file that keeps the account suppression list across restarts; in memory only when unset. */
+  stateFile?: string;
 }
 
 /** An event destination as stored (SESv2 `EventDestination` shape). */
@@ -73,6 +77,12 @@ interface SuppressedEntry {
   Reason: 'BOUNCE' | 'COMPLAINT';
   LastUpdateTime: number;
 }
+
+/** Shape of the persisted state file. */
+const persistedStateSchema = z.object({
+  version: z.literal(1),
+  suppressedDestinations: z.array(z.object({ EmailAddress: z.string().min(3), Reason: z.enum(['BOUNCE', 'COMPLAINT']), LastUpdateTime: z.number() })),
+});
 
 // ---------------------------------------------------------------------------------------------
 // Input schemas (lenient about unknown members, strict about the ones used)
@@ -221,6 +231,44 @@ export class SesService {
   ) {
     this.maxSendRate = config.maxSendRate;
     this.bucket = new TokenBucket(config.maxSendRate);
+    this.loadState();
+  }
+
+  // ------------------------------------------------------------------------------- persistence
+
+  /** Reads the suppression list from {@link SesServiceConfig.stateFile}, if it exists. */
+  private loadState(): void {
+    const file = this.config.stateFile;
+    if (file === undefined) return;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const r = persistedStateSchema.safeParse(json);
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      throw new Error(`sandbox state file ${file} is not valid (${issue.path.join('.') || '(root)'}: ${issue.message}); delete it to start empty`);
+    }
+    for (const e of r.data.suppressedDestinations) this.suppressed.set(e.EmailAddress.toLowerCase(), e);
+  }
+
+  /** Writes the suppression list atomically (temporary file, then rename). */
+  private saveState(): void {
+    const file = this.config.stateFile;
+    if (file === undefined) return;
+    mkdirSync(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify({ version: 1, suppressedDestinations: [...this.suppressed.values()] }, null, 2)}\n`);
+    renameSync(tmp, file);
   }
 
   // ------------------------------------------------------------------------------- faults/quota
@@ -486,6 +534,7 @@ export class SesService {
     if (!isValidAddress(input.EmailAddress)) throw sesError('BadRequestException', `Illegal address: <${input.EmailAddress}>.`);
     const address = bareAddress(input.EmailAddress);
     this.suppressed.set(address.toLowerCase(), { EmailAddress: address, Reason: input.Reason, LastUpdateTime: Date.now() });
+    this.saveState();
     this.config.logger?.info({ address, reason: input.Reason }, 'address added to account suppression list');
   }
 
@@ -501,6 +550,7 @@ export class SesService {
     if (!this.suppressed.delete(address.toLowerCase())) {
       throw sesError('NotFoundException', `Email address <${address}> does not exist on your suppression list.`);
     }
+    this.saveState();
   }
 
   /** ListSuppressedDestinations, filtered by reasons and [start, end] dates, paginated. */

@@ -70,6 +70,11 @@ export interface SandboxOptions {
    * (public constants; the legacy `sandbox`/`sandbox` pair is then accepted too).
    */
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /**
+   * Folder where the sandbox keeps state across restarts (`sandbox-state.json`: the account
+   * suppression list). Default: none, everything in memory.
+   */
+  stateDir?: string;
 }
 
 /** A header of an accepted message. */

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidEmailInputError, LifecycleClient, lifecycleIdFor, MAX_BODY_CHARS, type SendTrackedInput } from '../../src/client';
+import { InvalidEmailInputError, LifecycleClient, lifecycleIdFor, MAX_BODY_CHARS, validateSendInput, type SendTrackedInput } from '../../src/client';
 import { getTestConnection, uniqueTaskQueue } from '../helpers/temporal';
 import { FigureTally, workflowExists } from './hostile-helpers';
 
@@ -222,5 +222,20 @@ describe('hostile sendTracked() input: InvalidEmailInputError naming the field, 
     } finally {
       await lc.temporal.workflow.getHandle(control.id).terminate('hostile client test: control done');
     }
+  });
+});
+
+describe('what a refusal says', () => {
+  it('a bad tag or header name says what is allowed (not "Invalid key in record")', () => {
+    const message = (input: unknown) => {
+      try {
+        validateSendInput(input);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return '';
+    };
+    expect(message({ ...VALID, tags: { 'camp aign': 'x' } })).toBe('invalid tags.camp aign: invalid name: SES tag names allow only ASCII letters, digits, _ - . @');
+    expect(message({ ...VALID, headers: { 'X Bad': 'v' } })).toBe('invalid headers.X Bad: invalid name: header names allow only RFC 5322 token characters (no spaces, colons or CR/LF), at most 126');
   });
 });
