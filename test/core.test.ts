@@ -4,6 +4,8 @@
  * events, routing integrity, bounded send retries, policy carried in the input, and semantics.
  * Real Temporal dev server, real SESv2 client against the sandbox, the product's own router.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { GetSuppressedDestinationCommand } from '@aws-sdk/client-sesv2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidEmailInputError, validateSendInput, type TrackedEmail } from '../src/client';
@@ -21,7 +23,7 @@ let router: EventRouter;
 const FROM = 'app@example.com';
 
 beforeAll(async () => {
-  stack = await startLifecycleStack();
+  stack = await startLifecycleStack({ callbacks: { secret: 'core-test-callback-secret-0123', allowedHosts: ['127.0.0.1'] } });
   const { client } = await getTestConnection();
   router = new EventRouter({ client, taskQueue: stack.taskQueue, orphanIdleTimeout: '3s' });
 });
@@ -65,18 +67,60 @@ describe('v2 core', () => {
     await client.workflow.getHandle(email.id).cancel();
   });
 
-  it('item 3: cancelling a lifecycle closes it as cancelled with its summary (no unhandled rejection)', async () => {
-    const to = unique('cancel');
-    const email = await stack.lc.sendTracked({ from: FROM, to: [to], subject: 'cancel', text: 'x', policy: { deliveryDeadline: '120s' }, callbackUrl: 'http://127.0.0.1:9/none' });
-    await email.waitFor(sentWithId, { timeoutMs: waitBudget() });
-    const { client } = await getTestConnection();
-    await client.workflow.getHandle(email.id).cancel();
-    const final = await email.result();
-    expect(final.phase).toBe('cancelled');
-    expect(final.recipients[0]!.email).toBe(to);
-    expect(final.followUps.some((f) => f.kind === 'cancelled')).toBe(true);
-    const d = await client.workflow.getHandle(email.id).describe();
-    expect(d.status.name).toBe('COMPLETED');
+  it('item 2: a transient suppression failure is retried; a final one is recorded, and neither fails the lifecycle', async () => {
+    const policy = { deliveryDeadline: '3s', complaintWindow: '2s' };
+    // Transient: the connection is reset mid-call, then SES answers 500; the third try succeeds.
+    stack.sandbox.injectSuppressionFaults([{ kind: 'reset' }, { kind: 'internal' }]);
+    const a = unique('transient');
+    const e1 = await stack.lc.sendTracked({ from: FROM, to: [a], subject: 'reset', text: 'x', policy });
+    const id1 = (await e1.waitFor(sentWithId, { timeoutMs: waitBudget() })).attempts[0]!.sesMessageId!;
+    await signal(e1, 'Bounce', [a], id1);
+    const r1 = await e1.result();
+    expect(r1.recipients[0]!.status).toBe('bounced');
+    expect(r1.followUps.filter((f) => f.kind === 'suppressed').map((f) => f.detail)).toEqual([`${a} (BOUNCE)`]);
+    expect(await suppressed(a)).toBe('BOUNCE');
+    // Final: IAM refuses PutSuppressedDestination. Recorded, shown, and the lifecycle closes normally.
+    stack.sandbox.injectSuppressionFaults([{ kind: 'access-denied' }]);
+    const b = unique('denied');
+    const e2 = await stack.lc.sendTracked({ from: FROM, to: [b], subject: 'denied', text: 'x', policy });
+    const id2 = (await e2.waitFor(sentWithId, { timeoutMs: waitBudget() })).attempts[0]!.sesMessageId!;
+    await signal(e2, 'Complaint', [b], id2);
+    const r2 = await e2.result();
+    expect(r2.phase).toBe('completed');
+    expect(r2.recipients[0]!.status).toBe('complained');
+    const failed = r2.followUps.filter((f) => f.kind === 'suppression-failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.detail).toMatch(/AccessDenied/);
+    expect(await suppressed(b)).toBeUndefined();
+  });
+
+  it('item 3: cancelling a lifecycle closes it as cancelled with its summary; the last callback says so', async () => {
+    const received: { phase: string; status: string }[] = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push(JSON.parse(body) as { phase: string; status: string });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    try {
+      const to = unique('cancel');
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/cb`;
+      const email = await stack.lc.sendTracked({ from: FROM, to: [to], subject: 'cancel', text: 'x', policy: { deliveryDeadline: '120s' }, callbackUrl: url });
+      await email.waitFor(sentWithId, { timeoutMs: waitBudget() });
+      const { client } = await getTestConnection();
+      await client.workflow.getHandle(email.id).cancel();
+      const final = await email.result();
+      expect(final.phase).toBe('cancelled');
+      expect(final.recipients[0]).toMatchObject({ email: to, status: 'sent' });
+      expect(final.followUps.some((f) => f.kind === 'cancelled')).toBe(true);
+      expect((await client.workflow.getHandle(email.id).describe()).status.name).toBe('COMPLETED');
+      expect(received.at(-1)).toMatchObject({ phase: 'cancelled', status: 'sent' });
+    } finally {
+      receiver.close();
+    }
   });
 
   it('item 4: thousands of Opens keep the carried state bounded; a later Complaint is suppressed within seconds', async () => {

@@ -38,6 +38,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { buildStringToSign, signSnsMessage, startSesSandbox, verifySnsSignature, type SandboxLogger, type SandboxOptions, type SesSandbox, type SnsMessage } from '../src/sandbox';
+import { loadFactor, sandboxSettled } from './helpers/wait';
 
 // sns-validator ships no types; describe the little we use.
 interface SnsValidator {
@@ -479,7 +480,7 @@ describe('SNS Query API through the real SDK', () => {
     await sb.waitForSubscriptionConfirmed(TopicArn ?? '', 5000);
 
     await s.send(new UnsubscribeCommand({ SubscriptionArn: second.SubscriptionArn }));
-    await sb.waitForIdle(5000);
+    await sandboxSettled(sb);
     const unsub = rx.posts.find((p) => p.headers['x-amz-sns-message-type'] === 'UnsubscribeConfirmation');
     expect(unsub?.path).toBe('/raw');
     const unsubMsg = JSON.parse(unsub?.body ?? '{}') as SnsMessage;
@@ -490,7 +491,7 @@ describe('SNS Query API through the real SDK', () => {
 
     // Publish with a Subject: signed with Subject in the string to sign; still verifies.
     const published = await s.send(new PublishCommand({ TopicArn, Message: 'plain text', Subject: 'Greetings' }));
-    await sb.waitForIdle(5000);
+    await sandboxSettled(sb);
     const note = rx.notifications('/sns').find((n) => n.MessageId === published.MessageId);
     expect(note).toMatchObject({ Subject: 'Greetings', Message: 'plain text' });
     await validate(JSON.stringify(note));
@@ -600,7 +601,7 @@ describe('SES events as signed SNS notifications', () => {
       );
       ids.push(out.MessageId ?? '');
     }
-    await sb.waitForIdle(10_000);
+    await sandboxSettled(sb);
 
     const notifications = rx.notifications('/sns');
     await Promise.all(rx.posts.map((p) => validate(p.body)));
@@ -684,7 +685,7 @@ describe('SES events as signed SNS notifications', () => {
     expect((await s.send(new GetTopicAttributesCommand({ TopicArn: later }))).Attributes?.SignatureVersion).toBe('2');
     expect((await sdkError(() => s.send(new SetTopicAttributesCommand({ TopicArn: later, AttributeName: 'SignatureVersion', AttributeValue: '3' })))).name).toBe('InvalidParameterException');
     for (const t of [v1, v2, later]) await s.send(new PublishCommand({ TopicArn: t, Message: 'm' }));
-    await sb.waitForIdle(5000);
+    await sandboxSettled(sb);
     const versions = Object.fromEntries(['v1', 'v2', 'later'].map((p) => [p, rx.posts.filter((x) => x.path === `/${p}`).map((x) => (JSON.parse(x.body) as SnsMessage).SignatureVersion)]));
     // Confirmation and notification of each topic, both signed per the topic's attribute.
     expect(versions).toEqual({ v1: ['1', '1'], v2: ['2', '2'], later: ['1', '2'] });
@@ -704,7 +705,7 @@ describe('SES events as signed SNS notifications', () => {
         }),
       ),
     );
-    await sb.waitForIdle(5000);
+    await sandboxSettled(sb);
     const events = eventsByMessage(rx.notifications()).get(out.MessageId ?? '') ?? [];
     const summary = events.map((e) => `${describeEvent(e)}:${(e.delivery?.recipients ?? e.bounce?.bouncedRecipients.map((r) => r.emailAddress) ?? ['*']).join(',')}`).sort();
     expect(summary).toEqual(
@@ -722,7 +723,8 @@ describe('SES events as signed SNS notifications', () => {
   });
 
   it('retries 5xx and timeouts with the same signed body, never retries 4xx', async () => {
-    const sb = await sandbox({ sns: { retries: 3, retryDelayMs: 50, timeoutMs: 300 } });
+    // The timeout only has to separate a hanging answer from a slow one: scaled by load.
+    const sb = await sandbox({ sns: { retries: 3, retryDelayMs: 50, timeoutMs: Math.round(1_000 * loadFactor()) } });
     const rx = await new Receiver(sb, (post, n) => {
       if (post.headers['x-amz-sns-message-type'] !== 'Notification') return 200;
       if (post.path === '/flaky') return n <= 2 ? 500 : 200;
@@ -743,7 +745,7 @@ describe('SES events as signed SNS notifications', () => {
       );
       await ses(sb).send(new SendEmailCommand(simple(['success@simulator.amazonses.com'], { ConfigurationSetName: name })));
     }
-    await sb.waitForIdle(10_000);
+    await sandboxSettled(sb);
     const ledger = sb.ledger().filter((l) => l.type === 'Notification');
     const entry = (path: string) => ledger.find((l) => l.endpoint?.endsWith(path));
 
@@ -772,7 +774,7 @@ describe('SES events as signed SNS notifications', () => {
     const { topicArn } = await sb.createConfigurationSet('raw', { webhookUrl: `${rx.url}/raw`, rawMessageDelivery: true });
     await sb.waitForSubscriptionConfirmed(topicArn, 5000);
     const out = await ses(sb).send(new SendEmailCommand(simple(['success@simulator.amazonses.com'], { ConfigurationSetName: 'raw' })));
-    await sb.waitForIdle(5000);
+    await sandboxSettled(sb);
     const posts = rx.posts.filter((p) => p.headers['x-amz-sns-message-type'] === 'Notification');
     expect(posts).toHaveLength(2);
     for (const p of posts) {
@@ -792,7 +794,7 @@ describe('SES events as signed SNS notifications', () => {
     for (let i = 0; i < 6; i++) {
       ids.push((await ses(sb).send(new SendEmailCommand(simple(['ooto@simulator.amazonses.com'], { ConfigurationSetName: 'chaos' })))).MessageId ?? '');
     }
-    await sb.waitForIdle(10_000);
+    await sandboxSettled(sb);
     const notes = rx.notifications();
     expect(notes).toHaveLength(6 * 3 * 2);
     const counts = new Map<string, number>();
@@ -820,7 +822,7 @@ describe('SES events as signed SNS notifications', () => {
     const rx = await new Receiver(sb, () => 404).start();
     await sb.createConfigurationSet('unconfirmed', { webhookUrl: `${rx.url}/sns` });
     await ses(sb).send(new SendEmailCommand(simple(['success@simulator.amazonses.com'], { ConfigurationSetName: 'unconfirmed' })));
-    await sb.waitForIdle(5000);
+    await sandboxSettled(sb);
     expect(rx.notifications()).toHaveLength(0);
     const ledger = sb.ledger();
     expect(ledger.find((l) => l.type === 'SubscriptionConfirmation')).toMatchObject({ finalStatus: 'failed' });
@@ -859,7 +861,7 @@ describe('SES events as signed SNS notifications', () => {
       'body',
     ].join('\r\n');
     const out = await c.send(new SendEmailCommand({ Content: { Raw: { Data: Buffer.from(raw) } }, ConfigurationSetName: 'rawset' }));
-    await sb.waitForIdle(5000);
+    await sandboxSettled(sb);
     const events = eventsByMessage(rx.notifications()).get(out.MessageId ?? '') ?? [];
     // Suppression is off: the listed address is delivered to.
     expect(events.map(describeEvent).sort()).toEqual(['Bounce:Permanent/General', 'Delivery', 'Send']);

@@ -11,6 +11,7 @@ import { LIFECYCLE_TAG, sesEventSignal, type LifecycleStatus } from '../src/defi
 import { sesEvent, type EventKind } from './helpers/ses-json';
 import { startLifecycleStack, type LifecycleStack } from './helpers/stack';
 import { getTestConnection } from './helpers/temporal';
+import { stallBudget } from './helpers/wait';
 
 let stack: LifecycleStack;
 const FROM = 'app@example.com';
@@ -181,7 +182,8 @@ describe('messageLifecycle (real Temporal, real SES client → sandbox)', () => 
 
   it('continues as new under heavy open traffic, carrying the state over', async () => {
     const to = unique('opens');
-    const email = await stack.lc.sendTracked({ from: FROM, to: [to], subject: 'S', text: 'T', policy: { ...fast, deliveryDeadline: '8s', maxHistoryEvents: 60 } });
+    // The lifecycle must stay open while 30 signals go one by one: the deadline scales with load.
+    const email = await stack.lc.sendTracked({ from: FROM, to: [to], subject: 'S', text: 'T', policy: { ...fast, deliveryDeadline: stallBudget(8_000, 0), maxHistoryEvents: 60 } });
     const id = (await email.waitFor(sentWithId, { timeoutMs: 20_000 })).attempts[0]!.sesMessageId!;
     await signal(email, 'Delivery', [to], id);
     const base = Date.now();

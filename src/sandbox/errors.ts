@@ -21,6 +21,7 @@ export class SesApiError extends Error {
 
 /** Default HTTP status of every SESv2 error code the sandbox emits. */
 export const SES_ERROR_STATUS = {
+  AccessDeniedException: 403,
   AccountSuspendedException: 400,
   AlreadyExistsException: 400,
   BadRequestException: 400,

@@ -28,7 +28,7 @@ import { registerSnsQueryApi, snsErrorXml } from './sns-api';
 import { SnsDelivery } from './sns-delivery';
 import { SnsService } from './sns-service';
 import type { SnsMessage, UnsignedSnsMessage } from './sns-signing';
-import type { SandboxOptions, SendFault, SesSandbox } from './types';
+import type { SandboxOptions, SendFault, SesSandbox, SuppressionFault } from './types';
 import type { SandboxCredentials } from './sigv4';
 import { seededRandom, TimerSet, WorkTracker } from './util';
 
@@ -46,6 +46,7 @@ export type {
   SendFault,
   SendFaultErrorCode,
   SesSandbox,
+  SuppressionFault,
 } from './types';
 export { buildSignedSnsMessage, buildStringToSign, signSnsMessage, verifySnsSignature } from './sns-signing';
 export type { SnsMessage, SnsMessageType, SnsSignatureVersion, UnsignedSnsMessage } from './sns-signing';
@@ -84,6 +85,13 @@ export const sendFaultSchema: z.ZodType<SendFault> = z.discriminatedUnion('kind'
   z.object({ kind: z.literal('accept-then-hang'), hangMs: z.number().int().min(0).max(600_000) }),
   z.object({ kind: z.literal('accept-then-reset') }),
   z.object({ kind: z.literal('reset-before-accept') }),
+]);
+
+const suppressionFaultSchema: z.ZodType<SuppressionFault> = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('delay'), ms: z.number().int().min(0).max(600_000) }),
+  z.object({ kind: z.literal('access-denied') }),
+  z.object({ kind: z.literal('internal') }),
+  z.object({ kind: z.literal('reset') }),
 ]);
 
 function positive(name: string, value: number | undefined, fallback: number, allowZero = false): number {
@@ -235,7 +243,7 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
     void reply.header('x-amzn-RequestId', randomBytes(16).toString('hex'));
     done(null, payload);
   });
-  registerSesV2Api(http, ses, hangs);
+  registerSesV2Api(http, ses, hangs, positive('suppressionDelayMs', opts.suppressionDelayMs, 0, true));
   registerSnsQueryApi(http, sns, accountId, acceptedCredentials);
 
   http.get('/_sandbox/ledger', () => delivery.ledger());
@@ -335,6 +343,9 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
     waitForIdle: (timeoutMs = 30_000) => work.waitIdle(timeoutMs),
     injectSendFaults(faults) {
       ses.injectFaults(faults.map((f) => sendFaultSchema.parse(f)));
+    },
+    injectSuppressionFaults(faults) {
+      ses.injectSuppressionFaults(faults.map((f) => suppressionFaultSchema.parse(f)));
     },
     setMaxSendRate: (n) => ses.setMaxSendRate(n),
     signMessage: (msg: UnsignedSnsMessage, version?: '1' | '2'): SnsMessage => sns.sign(msg, version),

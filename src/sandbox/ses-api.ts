@@ -100,7 +100,7 @@ function applyPreAcceptFault(fault: SendFault, req: FastifyRequest, reply: Fasti
 }
 
 /** Registers every SESv2 route. */
-export function registerSesV2Api(app: FastifyInstance, ses: SesService, hangs: HangingResponses): void {
+export function registerSesV2Api(app: FastifyInstance, ses: SesService, hangs: HangingResponses, suppressionDelayMs = 0): void {
   app.post('/v2/email/outbound-emails', async (req, reply) => {
     const fault = ses.takeFault();
     if (fault && applyPreAcceptFault(fault, req, reply)) return reply;
@@ -122,9 +122,27 @@ export function registerSesV2Api(app: FastifyInstance, ses: SesService, hangs: H
   app.get('/v2/email/account', () => ses.getAccount());
 
   // Suppression list.
-  app.put('/v2/email/suppression/addresses', (req) => {
+  app.put('/v2/email/suppression/addresses', async (req, reply) => {
+    const fault = ses.takeSuppressionFault();
+    const delay = (fault?.kind === 'delay' ? fault.ms : 0) + suppressionDelayMs;
+    if (delay > 0) await hangs.wait(delay, req);
+    switch (fault?.kind) {
+      case 'access-denied':
+        throw sesError('AccessDeniedException', 'User is not authorized to perform: ses:PutSuppressedDestination');
+      case 'internal':
+        throw sesError('InternalFailure', 'The request processing has failed because of an unknown error, exception or failure.');
+      case 'reset':
+        destroySocket(req, reply);
+        return reply;
+      default:
+        break;
+    }
+    if (req.raw.socket.destroyed) {
+      reply.hijack();
+      return reply;
+    }
     ses.putSuppressed(req.body);
-    return {};
+    return reply.send({});
   });
   app.get('/v2/email/suppression/addresses', (req) => {
     const q = req.query as Query;

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { SesApiError, sesError } from './errors';
 import { planEvents, rfc5322Date, sesStyleId, type PlannedEvent, type SimulatedMessage, type SimulatorContext } from './simulator';
 import type { SnsService } from './sns-service';
-import type { AcceptedMessage, MessageHeader, SandboxEventType, SandboxLogger, SendFault } from './types';
+import type { AcceptedMessage, MessageHeader, SandboxEventType, SandboxLogger, SendFault, SuppressionFault } from './types';
 import { bareAddress, domainOf, isValidAddress, shuffled, splitAddressList, type TimerSet, type WorkTracker } from './util';
 
 /** The SNS Subject of every SES event-publishing notification, as SES sets it. */
@@ -281,6 +281,18 @@ export class SesService {
   /** Takes the next queued fault, if any. */
   takeFault(): SendFault | undefined {
     return this.faults.shift();
+  }
+
+  private readonly suppressionFaults: SuppressionFault[] = [];
+
+  /** Queues faults for later PutSuppressedDestination calls. */
+  injectSuppressionFaults(faults: readonly SuppressionFault[]): void {
+    this.suppressionFaults.push(...faults);
+  }
+
+  /** Takes the next queued suppression fault, if any. */
+  takeSuppressionFault(): SuppressionFault | undefined {
+    return this.suppressionFaults.shift();
   }
 
   setMaxSendRate(n: number): void {

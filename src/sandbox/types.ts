@@ -75,6 +75,8 @@ export interface SandboxOptions {
    * suppression list). Default: none, everything in memory.
    */
   stateDir?: string;
+  /** Latency of every PutSuppressedDestination answer (slow follow-ups), ms. Default 0. */
+  suppressionDelayMs?: number;
 }
 
 /** A header of an accepted message. */
@@ -148,6 +150,20 @@ export interface LedgerEntry {
   failureReason?: string;
 }
 
+/**
+ * A fault consumed by the next PutSuppressedDestination call (queue order): how a follow-up
+ * fails in production (slow API, IAM refusal, SES trouble, a connection lost mid-call).
+ */
+export type SuppressionFault =
+  /** Answers normally, after `ms`. */
+  | { kind: 'delay'; ms: number }
+  /** 403 AccessDeniedException (missing ses:PutSuppressedDestination permission). Nothing stored. */
+  | { kind: 'access-denied' }
+  /** 500 InternalFailure. Nothing stored. */
+  | { kind: 'internal' }
+  /** The socket is destroyed without an answer (the client cannot know). Nothing stored. */
+  | { kind: 'reset' };
+
 /** SESv2 error codes a {@link SendFault} can inject. */
 export type SendFaultErrorCode =
   | 'MessageRejected'
@@ -220,6 +236,8 @@ export interface SesSandbox {
   waitForIdle(timeoutMs?: number): Promise<void>;
   /** Queues faults; each is consumed by one later SendEmail call, in order. */
   injectSendFaults(faults: SendFault[]): void;
+  /** Queues faults; each is consumed by one later PutSuppressedDestination call, in order. */
+  injectSuppressionFaults(faults: SuppressionFault[]): void;
   /** Changes the send rate (recipients per second) of the token bucket. */
   setMaxSendRate(n: number): void;
   /**

@@ -37,7 +37,16 @@ export interface LifecycleStack {
 }
 
 /** Starts sandbox + worker. Each call uses its own task queue so files can share the server. */
-export async function startLifecycleStack(opts: { sandbox?: SandboxOptions; requestTimeoutMs?: number; configurationSetName?: string; paceToSendRate?: boolean } = {}): Promise<LifecycleStack> {
+export async function startLifecycleStack(
+  opts: {
+    sandbox?: SandboxOptions;
+    requestTimeoutMs?: number;
+    configurationSetName?: string;
+    paceToSendRate?: boolean;
+    /** App callbacks: the worker's secret and the loopback hosts tests may call back to. */
+    callbacks?: { secret: string; allowedHosts: string[] };
+  } = {},
+): Promise<LifecycleStack> {
   quietRuntime();
   const { client, address, namespace } = await getTestConnection();
   const sandbox = await startSesSandbox(opts.sandbox ?? {});
@@ -57,9 +66,10 @@ export async function startLifecycleStack(opts: { sandbox?: SandboxOptions; requ
     workflowBundle: { codePath: inject('workflowBundlePath') },
     ...(opts.configurationSetName !== undefined ? { configurationSetName: opts.configurationSetName } : {}),
     ...(opts.paceToSendRate ? { paceToSendRate: true } : {}),
+    ...(opts.callbacks ? { callbackSecret: opts.callbacks.secret, callbacks: { allowedHosts: opts.callbacks.allowedHosts } } : {}),
   });
   const running = worker.run();
-  const lc = new LifecycleClient(client, { taskQueue });
+  const lc = new LifecycleClient(client, { taskQueue, ...(opts.callbacks ? { callbackAllowedHosts: opts.callbacks.allowedHosts } : {}) });
   return {
     sandbox,
     ses,
