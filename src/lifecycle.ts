@@ -60,7 +60,9 @@ const OUTCOME_RANK: Record<RecipientStatus, number> = {
   bounced: 4,
   complained: 5,
   rejected: 6,
-  failed: 6,
+  // Distinct from rejected so that a Reject and a Rendering Failure with the same time resolve
+  // the same way in any order (rule 1); found by the model-based test.
+  failed: 6.5,
   suppressed: 7,
 };
 

@@ -268,6 +268,13 @@ describe('item 11: semantics (pure)', () => {
     const s = summarize(new EventSet([(r as { event: SesEvent }).event]), initialFacts(['a@example.com']));
     expect(s.recipients[0]).toMatchObject({ status: 'failed', failureReason: 'Attribute name is missing' });
   });
+  it('a Reject and a Rendering Failure with the same time give the same state in either order (found by the model test)', () => {
+    const mail = { messageId: 'm3', timestamp: at, destination: ['a@example.com'], tags: {} };
+    const rj = (parseSesEvent({ eventType: 'Reject', mail, reject: { reason: 'Bad content' } }) as { event: SesEvent }).event;
+    const rf = (parseSesEvent({ eventType: 'Rendering Failure', mail, failure: { errorMessage: 'x', templateName: 'T' } }) as { event: SesEvent }).event;
+    const facts = initialFacts(['a@example.com']);
+    expect(summarize(new EventSet([rj, rf]), facts).recipients).toEqual(summarize(new EventSet([rf, rj]), facts).recipients);
+  });
   it('an Open on a multi-recipient message marks no co-recipient delivered', () => {
     const facts = initialFacts(['a@example.com', 'b@example.com']);
     facts.attempts = [{ attempt: 1, sesMessageId: 'm2', recipients: ['a@example.com', 'b@example.com'], sentAt: at }];

@@ -177,6 +177,6 @@ it('the workflow agrees with the pure reducer on generated event sets, and suppr
         await stack.client.workflow.getHandle(email.id).cancel();
       },
     ),
-    { numRuns: 12, seed: 20_261_201 },
+    { numRuns: 25, seed: 20_261_201, endOnFailure: true },
   );
 }, HANG_GUARD_MS);

@@ -537,12 +537,12 @@ describe('the SNS API is locked to the sandbox credentials', () => {
       expect((await sdkError(() => other.send(new PublishCommand({ TopicArn, Message: bounce })))).name).toBe('InvalidClientTokenId');
       const wrongSecret = new SNSClient({ region: sb.region, endpoint: sb.endpoint, credentials: { accessKeyId: sb.credentials.accessKeyId, secretAccessKey: 'not-the-secret' }, maxAttempts: 1 });
       expect((await sdkError(() => wrongSecret.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: canaryUrl })))).name).toBe('SignatureDoesNotMatch');
-      await sb.waitForIdle(5000);
+      await sandboxSettled(sb);
       expect(sb.ledger().length).toBe(ledgerBefore);
       expect(canaryHits).toBe(0);
       // The right credentials work, over HTTP and HTTPS endpoints.
       expect((await s.send(new PublishCommand({ TopicArn, Message: 'hello', Subject: 'Greetings' }))).MessageId).toBeTruthy();
-      await sb.waitForIdle(5000);
+      await sandboxSettled(sb);
       expect(sb.ledger().length).toBe(ledgerBefore + 1);
     } finally {
       await new Promise((r) => canary.close(r));
