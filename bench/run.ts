@@ -426,6 +426,9 @@ async function benchVerify(ctx: Ctx): Promise<void> {
     certHostPattern: new RegExp(`^${sandbox.certHost.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
     certPathPattern: DEFAULT_CERT_PATH_PATTERN,
     timeoutMs: 5_000,
+    // The sandbox CA: for the HTTPS fetch of the certificate, and as the chain's only anchor.
+    fetchCaPem: sandbox.caCertPem,
+    trustedCaPems: [sandbox.caCertPem],
   });
   const lc: SentLifecycle = { lifecycleId: 'msg-verify', sesMessageId: '0100-verify', recipient: 'a@example.com' };
   const envs = (v: '1' | '2'): SnsEnvelope[] =>
@@ -454,10 +457,9 @@ async function benchVerify(ctx: Ctx): Promise<void> {
   }
   // Reference: the bare RSA verification the library performs, with the PEM already in memory.
   const certPem = await new Promise<string>((resolve, reject) => {
-    // The webhook's stack already trusts the sandbox CA on https.globalAgent (sandbox mode).
     void import('node:https').then((https) =>
       https
-        .get(sandbox.signingCertUrl, (res) => {
+        .get(sandbox.signingCertUrl, { ca: sandbox.caCertPem }, (res) => {
           let s = '';
           res.setEncoding('utf8');
           res.on('data', (c: string) => (s += c));
