@@ -19,7 +19,8 @@ import { loadConfig, type Config } from './config';
 import { durationMs, statusQuery, WORKFLOW_TYPE, type LifecycleStatus } from './definitions';
 import { RecipientStatus } from './lifecycle';
 import { runDemo } from './demo';
-import { startStack, temporalConnectionOptions } from './stack';
+import { SANDBOX_CREDENTIALS } from './sandbox';
+import { assertPortFree, startStack, temporalConnectionOptions } from './stack';
 import { startWebhookServer } from './webhook';
 import { createLifecycleWorker, createSesClient } from './worker';
 import { ensureSearchAttributes } from './search-attributes';
@@ -53,9 +54,18 @@ async function connectClient(config: Readonly<Config>): Promise<{ client: Client
 
 function sesClientFor(config: Readonly<Config>): SESv2Client {
   if (config.mode === 'sandbox') {
-    return createSesClient({ region: config.aws.region, endpoint: `http://127.0.0.1:${config.sandbox.port}`, credentials: { accessKeyId: 'sandbox', secretAccessKey: 'sandbox' } });
+    return createSesClient({ region: config.aws.region, endpoint: `http://127.0.0.1:${config.sandbox.port}`, credentials: { ...SANDBOX_CREDENTIALS } });
   }
   return createSesClient({ region: config.aws.region, ...(config.aws.sesEndpoint ? { endpoint: config.aws.sesEndpoint } : {}) });
+}
+
+/** Callback destination rules from the config, as `LifecycleClient` takes them (the worker's are the same). */
+function callbackClientOptions(config: Readonly<Config>): { defaultCallbackUrl?: string; callbackAllowedHosts: readonly string[]; callbackRequireHttps: boolean } {
+  return {
+    ...(config.callbacks.defaultUrl !== undefined ? { defaultCallbackUrl: config.callbacks.defaultUrl } : {}),
+    callbackAllowedHosts: config.callbacks.allowedHosts,
+    callbackRequireHttps: config.mode === 'aws',
+  };
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -169,6 +179,7 @@ export function buildProgram(): Command {
         `  Temporal gRPC      ${stack.temporalAddress}  (namespace ${stack.namespace})`,
         stack.uiUrl ? `  Temporal Web UI    ${stack.uiUrl}` : '',
         `  Webhook (SNS)      ${stack.webhookUrl}`,
+        stack.webhook.metricsUrl ? `  Metrics            ${stack.webhook.metricsUrl}/metrics` : '',
         stack.sandbox ? `  SES sandbox API    ${stack.sandbox.endpoint}  (SESv2 endpoint; ledger at /_sandbox/ledger)` : '',
         stack.topicArn ? `  SNS topic          ${stack.topicArn}` : '',
         `  Data               ${config.dataDir}/`,
@@ -213,10 +224,7 @@ export function buildProgram(): Command {
       const config = loadConfig();
       const { client, connection } = await connectClient(config);
       try {
-        const lc = new LifecycleClient(client, {
-          taskQueue: config.temporal.taskQueue,
-          ...(config.callbacks.defaultUrl !== undefined ? { defaultCallbackUrl: config.callbacks.defaultUrl } : {}),
-        });
+        const lc = new LifecycleClient(client, { taskQueue: config.temporal.taskQueue, ...callbackClientOptions(config) });
         const email = await lc.sendTracked(
           {
             from: o.from,
@@ -349,6 +357,7 @@ export function buildProgram(): Command {
         configurationSetName: config.aws.configurationSetName,
         paceToSendRate: config.aws.paceToSendRate,
         ...(config.callbacks.secret !== undefined ? { callbackSecret: config.callbacks.secret } : {}),
+        callbacks: { allowedHosts: config.callbacks.allowedHosts, requireHttps: config.mode === 'aws' },
       });
       const metricsServer = config.workerMetrics.port > 0 ? await serveMetrics(workerMetrics.registry, config.workerMetrics.host, config.workerMetrics.port) : undefined;
       console.log(`worker running on task queue ${config.temporal.taskQueue} at ${address}${metricsServer ? ` (metrics http://${config.workerMetrics.host}:${config.workerMetrics.port}/metrics)` : ''}`);
@@ -363,10 +372,16 @@ export function buildProgram(): Command {
     .description('run the SNS webhook against TEMPORAL_ADDRESS (stateless; scale out freely)')
     .action(async () => {
       const config = loadConfig();
+      await assertPortFree(config.webhook.port, config.webhook.host, 'WEBHOOK_PORT');
+      await assertPortFree(config.webhook.metricsPort, config.webhook.metricsHost, 'WEBHOOK_METRICS_PORT');
       const { client, connection } = await connectClient(config);
       const server = await startWebhookServer({
         host: config.webhook.host,
         port: config.webhook.port,
+        metricsListen: { host: config.webhook.metricsHost, port: config.webhook.metricsPort },
+        ...(config.webhook.metricsToken !== undefined ? { metricsBearerToken: config.webhook.metricsToken } : {}),
+        keepAliveTimeoutMs: durationMs(config.webhook.keepAliveTimeout),
+        maxConnections: config.webhook.maxConnections,
         path: config.webhook.path,
         temporal: { client, taskQueue: config.temporal.taskQueue },
         allowedTopicArns: [...config.webhook.allowedTopicArns],
@@ -375,7 +390,7 @@ export function buildProgram(): Command {
         logger: pino({ level: config.logLevel }),
         metricsRegistries: [createVisibilityMetrics(client)],
       });
-      console.log(`webhook listening at ${server.url}${config.webhook.path}`);
+      console.log(`webhook listening at ${server.url}${config.webhook.path}${server.metricsUrl ? ` (metrics ${server.metricsUrl}/metrics)` : ''}`);
       await waitForShutdown();
       await server.close();
       await connection.close();

@@ -23,5 +23,5 @@ export { createLifecycleWorker, createSesClient, WORKFLOWS_PATH, type LifecycleW
 export { buildWebhookApp, startWebhookServer, type WebhookOptions, type WebhookServer } from './webhook';
 export { loadConfig, ConfigError, type Config } from './config';
 export { startStack, type RunningStack, type StackOptions } from './stack';
-export { startSesSandbox, SANDBOX_DOMAIN, SIMULATOR_DOMAIN, type SandboxOptions, type SesSandbox } from './sandbox';
+export { startSesSandbox, SANDBOX_CREDENTIALS, SANDBOX_DOMAIN, SIMULATOR_DOMAIN, type SandboxOptions, type SesSandbox } from './sandbox';
 export { ensureSearchAttributes } from './search-attributes';

@@ -21,6 +21,7 @@ import {
 } from '@aws-sdk/client-sesv2';
 import { CreateTopicCommand, paginateListSubscriptionsByTopic, paginateListTopics, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { ConfigError, loadConfig, type Config } from './config';
+import { SANDBOX_CREDENTIALS } from './sandbox';
 
 /** Every SES event type (SESv2 `EventType`), DeliveryDelay, RenderingFailure and Subscription included. */
 export const ALL_EVENT_TYPES: readonly EventType[] = Object.freeze([...Object.values(EventType)].sort());
@@ -353,8 +354,8 @@ export function loadInitAwsConfig(env: Record<string, string | undefined>): { co
 
 /**
  * The `init-aws` command: SES and SNS clients from the config (sandbox mode: the local sandbox
- * at `SANDBOX_PORT` with dummy credentials; aws mode: the default AWS credentials chain), then
- * the plan (`--dry-run`) or the changes, printed as a table or JSON.
+ * at `SANDBOX_PORT`, signed with its default `SANDBOX_CREDENTIALS`; aws mode: the default AWS
+ * credentials chain), then the plan (`--dry-run`) or the changes, printed as a table or JSON.
  *
  * @throws on invalid configuration or options, or a failed AWS call.
  */
@@ -362,7 +363,7 @@ export async function runInitAwsCli(o: InitAwsCliOptions, env: Record<string, st
   const { config, allowedTopicArns } = loadInitAwsConfig(env);
   const sandbox = config.mode === 'sandbox';
   const region = config.aws.region;
-  const local = sandbox ? { endpoint: `http://127.0.0.1:${config.sandbox.port}`, credentials: { accessKeyId: 'sandbox', secretAccessKey: 'sandbox' } } : undefined;
+  const local = sandbox ? { endpoint: `http://127.0.0.1:${config.sandbox.port}`, credentials: { ...SANDBOX_CREDENTIALS } } : undefined;
   const ses = new SESv2Client({ region, ...(local ?? (config.aws.sesEndpoint ? { endpoint: config.aws.sesEndpoint } : {})) });
   const sns = new SNSClient({ region, ...(local ?? {}) });
   const configurationSetName = o.configurationSet ?? config.aws.configurationSetName;

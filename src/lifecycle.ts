@@ -393,6 +393,7 @@ export function toSuppress(recipients: readonly RecipientState[]): { email: stri
   for (const r of recipients) {
     if (r.status === 'complained') out.push({ email: r.email, reason: 'COMPLAINT' });
     // A bounce because the address is already on the account list needs no new suppression.
+    // Permanent/Suppressed (SES's global suppression list) is not on the account list: it is added.
     else if (r.status === 'bounced' && r.bounceKind === 'hard' && r.bounceSubType !== 'OnAccountSuppressionList') {
       out.push({ email: r.email, reason: 'BOUNCE' });
     }

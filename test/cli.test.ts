@@ -1,15 +1,18 @@
 /**
  * The CLI as a user runs it: `ses-lifecycle dev` in a child process (embedded Temporal dev
  * server with persistence, sandbox, webhook, worker), then `send`, `status`, `list`,
- * `suppression`, errors, and a clean SIGTERM shutdown with no orphan processes.
+ * `suppression`, `init-aws`, standalone `worker` and `webhook` processes against it, errors, and
+ * a clean SIGTERM shutdown with no orphan processes.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { CALLBACK_HEADERS, verifyCallbackSignature } from '../src/callbacks';
 import { freePorts } from '../src/temporal-cli';
 
 const run = promisify(execFile);
@@ -27,6 +30,65 @@ async function cli(...args: string[]): Promise<{ stdout: string; stderr: string;
     const e = err as { stdout?: string; stderr?: string; code?: number };
     return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: typeof e.code === 'number' ? e.code : 1 };
   }
+}
+
+/** Runs one CLI command with extra environment variables on top of the dev stack's. */
+async function cliWith(extra: NodeJS.ProcessEnv, ...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  const saved = env;
+  env = { ...env, ...extra };
+  try {
+    return await cli(...args);
+  } finally {
+    env = saved;
+  }
+}
+
+/** A long-running CLI command (`worker`, `webhook`) started with extra environment, once it printed `ready`. */
+async function startCommand(args: string[], extra: NodeJS.ProcessEnv, ready: string): Promise<{ out: () => string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [bin, ...args], { env: { ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes(ready)) resolve();
+      });
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited (${code}): ${out}`)));
+      setTimeout(() => reject(new Error(`${args.join(' ')} did not print "${ready}" in 60 s: ${out}`)), 60_000).unref();
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { out: () => out, stop };
+}
+
+/** One GET on its own connection (`Connection: close`), so no pooled socket stays open. */
+function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, headers: { connection: 'close', ...headers } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Opens a socket, sends one keep-alive GET /healthz, resolves with the socket once answered. */
+function keepAliveRequest(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection({ host: '127.0.0.1', port }, () => socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n'));
+    socket.once('data', () => resolve(socket));
+    socket.on('error', reject);
+  });
 }
 
 function pidAlive(pid: number): boolean {
@@ -73,6 +135,136 @@ describe('ses-lifecycle CLI', () => {
     expect(output).toContain(`Webhook (SNS)      http://127.0.0.1:${env.WEBHOOK_PORT}/sns`);
     expect(output).toContain(`SES sandbox API    http://127.0.0.1:${env.SANDBOX_PORT}`);
     expect(existsSync(path.join(dataDir, 'temporal.sqlite'))).toBe(true);
+  });
+
+  it('dev prints the webhook metrics URL; it answers /metrics on loopback, and the SNS port does not', async () => {
+    const m = /^ {2}Metrics {12}(http:\/\/127\.0\.0\.1:\d+)\/metrics$/m.exec(output);
+    expect(m, output).not.toBeNull();
+    const res = await get(`${m![1]}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('ses_webhook_requests_total');
+    expect(res.body).toContain('ses_lifecycles');
+    expect((await get(`http://127.0.0.1:${env.WEBHOOK_PORT}/metrics`)).status).toBe(404);
+  });
+
+  it('webhook honours WEBHOOK_METRICS_PORT, WEBHOOK_METRICS_TOKEN, WEBHOOK_KEEP_ALIVE_TIMEOUT and WEBHOOK_MAX_CONNECTIONS', async () => {
+    const [port = 0, metricsPort = 0] = await freePorts(2);
+    const token = 'cli-metrics-token-0123456789';
+    const webhook = await startCommand(
+      ['webhook'],
+      {
+        TEMPORAL_ADDRESS: `127.0.0.1:${env.TEMPORAL_PORT}`,
+        SNS_ALLOWED_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:cli-webhook',
+        WEBHOOK_PORT: String(port),
+        WEBHOOK_METRICS_PORT: String(metricsPort),
+        WEBHOOK_METRICS_TOKEN: token,
+        WEBHOOK_KEEP_ALIVE_TIMEOUT: '2s',
+        WEBHOOK_MAX_CONNECTIONS: '2',
+      },
+      'webhook listening',
+    );
+    const sockets: net.Socket[] = [];
+    try {
+      expect(webhook.out()).toContain(`webhook listening at http://127.0.0.1:${port}/sns (metrics http://127.0.0.1:${metricsPort}/metrics)`);
+      expect(webhook.out()).not.toContain(token);
+      // The metrics listener on WEBHOOK_METRICS_PORT wants the token; with a token, the SNS port serves it too.
+      const bearer = { authorization: `Bearer ${token}` };
+      expect((await get(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(401);
+      const metrics = await get(`http://127.0.0.1:${metricsPort}/metrics`, bearer);
+      expect(metrics.status).toBe(200);
+      expect(metrics.body).toContain('ses_webhook_requests_total');
+      expect((await get(`http://127.0.0.1:${port}/metrics`)).status).toBe(401);
+      expect((await get(`http://127.0.0.1:${port}/metrics`, bearer)).status).toBe(200);
+      // An idle keep-alive connection is closed after WEBHOOK_KEEP_ALIVE_TIMEOUT (2 s, not 10 s).
+      const idle = await keepAliveRequest(port);
+      const answered = Date.now();
+      const closedAfter = await new Promise<number>((resolve, reject) => {
+        idle.on('close', () => resolve(Date.now() - answered));
+        setTimeout(() => reject(new Error('keep-alive connection still open after 6 s')), 6_000).unref();
+      });
+      expect(closedAfter).toBeGreaterThanOrEqual(1_500);
+      expect(closedAfter).toBeLessThan(5_000);
+      // WEBHOOK_MAX_CONNECTIONS=2: with two open, a third is closed on arrival, unanswered.
+      sockets.push(await keepAliveRequest(port), await keepAliveRequest(port));
+      const third = net.createConnection({ host: '127.0.0.1', port });
+      sockets.push(third);
+      third.on('error', () => undefined);
+      const outcome = await new Promise<string>((resolve) => {
+        third.on('connect', () => third.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
+        third.on('data', () => resolve('answered'));
+        third.on('close', () => resolve('closed'));
+        setTimeout(() => resolve('open'), 1_500).unref();
+      });
+      expect(outcome).toBe('closed');
+      expect(sockets[0]!.destroyed).toBe(false);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await webhook.stop();
+    }
+  });
+
+  it('a taken WEBHOOK_METRICS_PORT is named in the webhook error', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const [port] = await freePorts(1);
+      const r = await cliWith(
+        { TEMPORAL_ADDRESS: `127.0.0.1:${env.TEMPORAL_PORT}`, SNS_ALLOWED_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:cli-webhook', WEBHOOK_PORT: String(port), WEBHOOK_METRICS_PORT: String((taken.address() as net.AddressInfo).port) },
+        'webhook',
+      );
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^ses-lifecycle: port \d+ \(WEBHOOK_METRICS_PORT\) is not available on 127\.0\.0\.1/)]);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
+  it('send and worker honour CALLBACK_ALLOWED_HOSTS: a loopback CALLBACK_URL is accepted at send and POSTed, signed, by the worker', async () => {
+    const received: { headers: http.IncomingHttpHeaders; body: string }[] = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const secret = 'cli-callback-secret-0123456789';
+    const callbackEnv = {
+      TEMPORAL_ADDRESS: `127.0.0.1:${env.TEMPORAL_PORT}`,
+      TEMPORAL_TASK_QUEUE: `cli-callbacks-${Date.now()}`,
+      WORKER_METRICS_PORT: '0',
+      CALLBACK_URL: `http://127.0.0.1:${(receiver.address() as net.AddressInfo).port}/cb`,
+      CALLBACK_SECRET: secret,
+      CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
+    };
+    const worker = await startCommand(['worker'], callbackEnv, 'worker running');
+    try {
+      const sent = await cliWith(callbackEnv, 'send', '--from', 'app@example.com', '--to', 'success+callback@simulator.amazonses.com', '--subject', 'cb', '--text', 'x');
+      expect(sent, sent.stderr).toMatchObject({ code: 0, stderr: '' });
+      const id = sent.stdout.trim();
+      const delivered = () => received.find((r) => (JSON.parse(r.body) as { status: string }).status === 'delivered');
+      for (let i = 0; i < 100 && !delivered(); i++) await new Promise((r) => setTimeout(r, 200));
+      const cb = delivered();
+      expect(cb, `callbacks: ${JSON.stringify(received.map((r) => r.body))}\n${worker.out()}`).toBeDefined();
+      expect(JSON.parse(cb!.body)).toMatchObject({ lifecycleId: id, status: 'delivered', recipients: [{ email: 'success+callback@simulator.amazonses.com', status: 'delivered' }] });
+      expect(cb!.headers[CALLBACK_HEADERS.eventId]).toMatch(new RegExp(`^${id}:\\d+$`));
+      expect(verifyCallbackSignature(secret, cb!.headers, cb!.body)).toBe(true);
+    } finally {
+      await worker.stop();
+      await new Promise((resolve) => receiver.close(resolve));
+    }
+  });
+
+  it('init-aws in sandbox mode signs its SNS calls with the sandbox credentials', async () => {
+    const r = await cli('init-aws', '--webhook-url', `http://127.0.0.1:${env.WEBHOOK_PORT}/sns`, '--dry-run', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout) as { dryRun: boolean; topicArn: string; steps: { action: string; resource: string }[] };
+    expect(plan.dryRun).toBe(true);
+    expect(plan.topicArn).toMatch(/^arn:aws:sns:us-east-1:\d{12}:ses-lifecycle-events$/);
+    // The dev stack made all of it: every step is a reuse (read through the signed SNS API).
+    expect(plan.steps.map((s) => s.action)).toEqual(['reuse', 'reuse', 'reuse', 'reuse']);
   });
 
   it('send --wait, status --json and list --json work against the running stack', async () => {

@@ -84,6 +84,20 @@ describe('README', () => {
     expect(cliSection).toContain('--version');
   });
 
+  it('the CLI summary names the settings the worker and webhook commands take from the config', () => {
+    const cliSection = readme.slice(readme.indexOf('## CLI'), readme.indexOf('## Webhook'));
+    for (const v of ['WORKER_METRICS_HOST', 'WORKER_METRICS_PORT', 'CALLBACK_ALLOWED_HOSTS', 'WEBHOOK_METRICS_HOST', 'WEBHOOK_METRICS_PORT', 'WEBHOOK_METRICS_TOKEN', 'WEBHOOK_KEEP_ALIVE_TIMEOUT', 'WEBHOOK_MAX_CONNECTIONS']) {
+      expect(cliSection, v).toContain(`\`${v}\``);
+      expect(ENV_SCHEMA, v).toHaveProperty(v);
+    }
+  });
+
+  it('the configuration table is one table, exactly the config schema', () => {
+    const table = readme.slice(readme.indexOf('<!-- config-table -->'), readme.indexOf('<!-- /config-table -->')).trim().split('\n').slice(1);
+    expect(table.every((l) => l.startsWith('|'))).toBe(true);
+    expect(table.slice(2).map((l) => /^\| `([A-Z0-9_]+)`/.exec(l)?.[1])).toEqual(Object.keys(ENV_SCHEMA));
+  });
+
   it('documents every sandbox address and shows where `policy` goes', () => {
     for (const c of DEMO_CASES) expect(readme, c.address).toContain(c.address.split('@')[1] === SANDBOX_DOMAIN ? `\`${c.address}\`` : c.address.split('@')[0]!);
     const client = readme.slice(readme.indexOf('## Client API'), readme.indexOf('## CLI'));

@@ -151,6 +151,19 @@ describe('lifecycle rules', () => {
     expect(toSuppress([r!])).toEqual([]);
   });
 
+  it('Permanent/Suppressed (global list) is added to the account suppression list; Permanent/OnAccountSuppressionList is not', () => {
+    const events = new EventSet([
+      ev('Bounce', [A], '2026-01-01T00:00:05Z', { bounce: ['Permanent', 'Suppressed'] }),
+      ev('Bounce', [B], '2026-01-01T00:00:05Z', { bounce: ['Permanent', 'OnAccountSuppressionList'] }),
+    ]);
+    const recipients = deriveRecipients(events, factsFor([A, B]));
+    expect(recipients).toMatchObject([
+      { email: A, status: 'bounced', bounceKind: 'hard', bounceSubType: 'Suppressed' },
+      { email: B, status: 'bounced', bounceKind: 'hard', bounceSubType: 'OnAccountSuppressionList' },
+    ]);
+    expect(toSuppress(recipients)).toEqual([{ email: A, reason: 'BOUNCE' }]);
+  });
+
   it('complaint outranks everything and triggers suppression', () => {
     const events = new EventSet([ev('Delivery', [A], '2026-01-01T00:00:01Z'), ev('Complaint', [A], '2026-01-01T01:00:00Z')]);
     const [r] = deriveRecipients(events, factsFor([A]));

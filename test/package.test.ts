@@ -58,6 +58,7 @@ import {
   IdempotencyKeyConflictError,
   InvalidEmailInputError,
   LifecycleClient,
+  SANDBOX_CREDENTIALS,
   verifyCallbackSignature,
   type LifecycleStatus,
   type SendTrackedInput,
@@ -88,7 +89,7 @@ const worker = await createLifecycleWorker({
   connection,
   namespace,
   taskQueue,
-  ses: createSesClient({ region: 'us-east-1', endpoint: sesEndpoint, credentials: { accessKeyId: 'sandbox', secretAccessKey: 'sandbox' } }),
+  ses: createSesClient({ region: 'us-east-1', endpoint: sesEndpoint, credentials: { ...SANDBOX_CREDENTIALS } }),
   configurationSetName: 'ses-lifecycle',
 });
 const running = worker.run();

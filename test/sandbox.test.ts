@@ -535,6 +535,9 @@ describe('the SNS API is locked to the sandbox credentials', () => {
       // Real SDK, other access key / right key with another secret.
       const other = new SNSClient({ region: sb.region, endpoint: sb.endpoint, credentials: { accessKeyId: 'AKIAOTHERKEY00000000', secretAccessKey: sb.credentials.secretAccessKey }, maxAttempts: 1 });
       expect((await sdkError(() => other.send(new PublishCommand({ TopicArn, Message: bounce })))).name).toBe('InvalidClientTokenId');
+      // The old `sandbox`/`sandbox` pair is not accepted, not even with the default credentials.
+      const legacy = new SNSClient({ region: sb.region, endpoint: sb.endpoint, credentials: { accessKeyId: 'sandbox', secretAccessKey: 'sandbox' }, maxAttempts: 1 });
+      expect((await sdkError(() => legacy.send(new PublishCommand({ TopicArn, Message: bounce })))).name).toBe('InvalidClientTokenId');
       const wrongSecret = new SNSClient({ region: sb.region, endpoint: sb.endpoint, credentials: { accessKeyId: sb.credentials.accessKeyId, secretAccessKey: 'not-the-secret' }, maxAttempts: 1 });
       expect((await sdkError(() => wrongSecret.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: canaryUrl })))).name).toBe('SignatureDoesNotMatch');
       await sandboxSettled(sb);

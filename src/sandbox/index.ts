@@ -58,8 +58,6 @@ export { verifySigV4, type SandboxCredentials } from './sigv4';
  * accident, not an attacker on the machine; pass `SandboxOptions.credentials` for a secret pair).
  */
 export const SANDBOX_CREDENTIALS: Readonly<SandboxCredentials> = Object.freeze({ accessKeyId: 'AKIASESSANDBOX000000', secretAccessKey: 'ses-sandbox-secret-access-key' });
-/** The pair `ses-lifecycle worker`/`init-aws` sign with in sandbox mode; accepted with the default credentials only. */
-const LEGACY_SANDBOX_CREDENTIALS: Readonly<SandboxCredentials> = Object.freeze({ accessKeyId: 'sandbox', secretAccessKey: 'sandbox' });
 
 /** Largest request body accepted (SES raw messages can be large). */
 const BODY_LIMIT = 16 * 1024 * 1024;
@@ -182,9 +180,8 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
   if (!/^[A-Z0-9]{16,128}$/.test(credentials.accessKeyId) || credentials.secretAccessKey.length < 8) {
     throw new Error('SandboxOptions.credentials: accessKeyId must be 16-128 upper-case letters or digits, secretAccessKey at least 8 characters');
   }
-  // Who may call the SNS API: the sandbox's credentials, plus (default credentials only) the legacy
-  // `sandbox`/`sandbox` pair some local tools still sign with.
-  const acceptedCredentials = opts.credentials ? [credentials] : [credentials, LEGACY_SANDBOX_CREDENTIALS];
+  // Who may call the SNS API: the sandbox's credentials only.
+  const acceptedCredentials = [credentials];
 
   const pki = await generateSandboxPki(host === '127.0.0.1' || host === '::1' || host === 'localhost' ? [] : [host]);
   const work = new WorkTracker();

@@ -66,8 +66,8 @@ export interface SandboxOptions {
   /** Structured logger (e.g. pino). Default: silent. */
   logger?: SandboxLogger;
   /**
-   * Credentials SNS API requests must be SigV4-signed with. Default {@link SANDBOX_CREDENTIALS}
-   * (public constants; the legacy `sandbox`/`sandbox` pair is then accepted too).
+   * Credentials SNS API requests must be SigV4-signed with; no other pair is accepted. Default
+   * {@link SANDBOX_CREDENTIALS} (public constants).
    */
   credentials?: { accessKeyId: string; secretAccessKey: string };
   /**
