@@ -77,15 +77,23 @@ async function flood(stack: RunningStack, poster: Poster, label: string, workflo
     complaint: { complainedRecipients: [{ emailAddress: victim }], timestamp: new Date().toISOString(), feedbackId: `flood-${label}-${Date.now()}`, complaintFeedbackType: 'abuse' },
   });
   let s: LifecycleStatus | undefined;
+  let queryTimeouts = 0;
   for (;;) {
-    s = await stack.client.workflow.getHandle(workflowId).query(statusQuery);
+    try {
+      s = await stack.client.workflow.getHandle(workflowId).query(statusQuery);
+    } catch {
+      // Under a flood the worker may not answer a query within Temporal's query timeout.
+      queryTimeouts += 1;
+      continue;
+    }
     if (s.followUps.some((f) => f.kind === 'suppressed' && f.detail.startsWith(victim))) break;
     if (Date.now() - complainedAt > 300_000) throw new Error(`${label}: complaint not suppressed after 300 s`);
     await sleep(50);
   }
   const suppressMs = Date.now() - complainedAt;
   const runs = await runsOf(stack.client, workflowId);
-  return { label, opens: OPENS, postsNot200: refused, complaintStatus: cr.status, floodSeconds: Math.round(floodS), opensCounted: s.engagement?.opens ?? s.eventCounts.Open ?? 0, suppressMs, ...runs };
+  if (!s) throw new Error(`${label}: no status`);
+  return { queryTimeouts, label, opens: OPENS, postsNot200: refused, complaintStatus: cr.status, floodSeconds: Math.round(floodS), opensCounted: s.engagement?.opens ?? s.eventCounts.Open ?? 0, suppressMs, ...runs };
 }
 
 async function main(): Promise<void> {
@@ -129,10 +137,10 @@ async function main(): Promise<void> {
     const after = await worker.stats(true);
     const mb = (b: number) => `${(b / 1024 / 1024).toFixed(0)} MB`;
     console.log(`\nflood: ${OPENS} signed Opens then one Complaint, through the webhook (concurrency ${CONCURRENCY})\n`);
-    console.log('| target | posts not 200 | opens counted | flood (s) | complaint suppressed after | runs | largest run history (events) | largest carried input (bytes) |');
-    console.log('|---|---|---|---|---|---|---|---|');
+    console.log('| target | posts not 200 (SNS retries them) | opens counted | flood (s) | complaint suppressed after | status queries timed out | runs | largest run history (events) | largest carried input (bytes) |');
+    console.log('|---|---|---|---|---|---|---|---|---|');
     for (const r of [lifecycle, orphan]) {
-      console.log(`| ${r.label} | ${r.postsNot200} | ${r.opensCounted} | ${r.floodSeconds} | ${r.suppressMs} ms | ${r.runs} | ${r.maxEvents} | ${r.maxInputBytes} |`);
+      console.log(`| ${r.label} | ${r.postsNot200} | ${r.opensCounted} | ${r.floodSeconds} | ${r.suppressMs} ms | ${r.queryTimeouts} | ${r.runs} | ${r.maxEvents} | ${r.maxInputBytes} |`);
     }
     console.log(`\nworker RSS: ${mb(before.rss)} before, ${mb(after.rss)} after (after GC)`);
     await stack.client.workflow.getHandle(email.id).cancel();
