@@ -63,6 +63,12 @@ export const SA = {
   sesMessageIds: defineSearchAttributeKey('SesMessageIds', SearchAttributeType.KEYWORD_LIST),
   tags: defineSearchAttributeKey('EmailTags', SearchAttributeType.KEYWORD_LIST),
   kind: defineSearchAttributeKey('LifecycleKind', SearchAttributeType.KEYWORD),
+  /**
+   * One `<status>:<recipient>` keyword per recipient (e.g. `delivered:bob@example.com`), so a
+   * search for one recipient's outcome finds the email whatever the other recipients did.
+   * Sized to the value limit: recipients that do not fit are left out (the details say so).
+   */
+  recipientStates: defineSearchAttributeKey('EmailRecipientStates', SearchAttributeType.KEYWORD_LIST),
 } as const;
 
 /** Search-attribute names and types, for registration (`temporal operator search-attribute create`). */
@@ -72,6 +78,7 @@ export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'KeywordList'> = {
   SesMessageIds: 'KeywordList',
   EmailTags: 'KeywordList',
   LifecycleKind: 'Keyword',
+  EmailRecipientStates: 'KeywordList',
 };
 
 /** A duration as milliseconds or a Temporal duration string such as `'48h'`, `'7d'`, `'30s'`. */
@@ -132,6 +139,13 @@ export const PATCHES = {
   /** v2 orphan lifecycle: bounded state, one idle timer. Orphan histories without it run workflows/v1. */
   orphanCoreV2: 'orphan-core-v2',
 } as const;
+
+/**
+ * Continue-as-new once a run's history holds this many bytes, whatever its event count (signals
+ * carry whole events): far below Temporal's 10 MB warning, and short enough that a worker that
+ * lost its cache replays a run within its workflow-task timeout.
+ */
+export const MAX_RUN_HISTORY_BYTES = 2 * 1024 * 1024;
 
 /** The code version new message lifecycles start with (see {@link MessageLifecycleInput.core}). */
 export const CURRENT_CORE = 2 as const;

@@ -411,8 +411,9 @@ const MESSAGE_SEVERITY: readonly RecipientStatus[] = [
   'pending',
   'sent',
   'delayed',
-  'suppressed',
   'delivered',
+  // Last: a recipient skipped because it was suppressed never hides a co-recipient's delivery.
+  'suppressed',
 ];
 
 /**

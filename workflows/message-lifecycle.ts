@@ -19,6 +19,8 @@ import {
 import {
   DEFAULT_POLICY,
   durationMs,
+  fitKeywordList,
+  MAX_RUN_HISTORY_BYTES,
   CURRENT_CORE,
   SA,
   sesEventSignal,
@@ -65,6 +67,7 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
 
   let lastStatus: string | undefined;
   let lastIds = '';
+  let lastStates = '';
   let lastDetails = '';
   /** Search attributes only when they change (each upsert is a history event); details on every change. */
   const publish = (s: LifecycleSummary): void => {
@@ -72,10 +75,14 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
     const updates: Parameters<typeof upsertSearchAttributes>[0] = [];
     if (s.status !== lastStatus) updates.push({ key: SA.status, value: s.status });
     if (ids.join(',') !== lastIds && ids.length > 0) updates.push({ key: SA.sesMessageIds, value: ids });
+    const states = fitKeywordList(s.recipients.map((r) => `${r.status}:${r.email}`));
+    if (states.values.join(',') !== lastStates) updates.push({ key: SA.recipientStates, value: states.values });
     if (updates.length > 0) upsertSearchAttributes(updates);
     lastStatus = s.status;
     lastIds = ids.join(',');
-    const details = renderDetails(state.snapshot(s));
+    lastStates = states.values.join(',');
+    const extra = states.dropped > 0 ? ['', `${states.dropped} recipients are not in the EmailRecipientStates search attribute (size limit); all are listed above.`] : [];
+    const details = renderDetails(state.snapshot(s), extra);
     if (details !== lastDetails) setCurrentDetails(details);
     lastDetails = details;
   };
@@ -151,7 +158,7 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
       }
 
       // Continue-as-new with bounded state once the history is long; follow-ups finish first.
-      if (workflowInfo().historyLength > policy.maxHistoryEvents || workflowInfo().continueAsNewSuggested) {
+      if (workflowInfo().historyLength > policy.maxHistoryEvents || workflowInfo().historySize > MAX_RUN_HISTORY_BYTES || workflowInfo().continueAsNewSuggested) {
         await suppressions.settled();
         await condition(() => !outbox || !outbox.inFlight);
         if (state.foreignQueue.length === 0) {

@@ -8,6 +8,7 @@ import { condition, continueAsNew, patched, setCurrentDetails, setHandler, upser
 import {
   durationMs,
   fitKeywordList,
+  MAX_RUN_HISTORY_BYTES,
   ORPHAN_IDLE_TIMEOUT,
   PATCHES,
   SA,
@@ -112,7 +113,7 @@ export async function orphanLifecycle(input: OrphanLifecycleInput): Promise<Life
     }
     if (Date.now() >= lastEventAt + idleMs && suppressions.idle) break;
     timer.arm(lastEventAt + idleMs);
-    if (workflowInfo().historyLength > HISTORY_EVENTS_LIMIT || workflowInfo().continueAsNewSuggested) {
+    if (workflowInfo().historyLength > HISTORY_EVENTS_LIMIT || workflowInfo().historySize > MAX_RUN_HISTORY_BYTES || workflowInfo().continueAsNewSuggested) {
       await suppressions.settled();
       const carried: OrphanCarriedState = {
         v: 2,

@@ -60,6 +60,18 @@ const MESSAGE_WORKFLOW_ID = /^msg-[\x21-\x7e]{1,250}$/;
 /** SES message ids are short and plain; anything else is never put into a visibility query. */
 const QUERYABLE_SES_ID = /^[A-Za-z0-9._@+=:-]{1,256}$/;
 
+/**
+ * What is signalled for an event: the event without detail no rule reads. Opens and clicks (the
+ * flood a tracking pixel can cause) keep at most two recipients, which is all rule 9 needs (one
+ * recipient: whose engagement it is; two or more: the message's), and no user agent, IP or link.
+ * Keeps signals small, so a run's history (and its replay) stays short.
+ */
+export function slimForSignal(event: SesEvent): SesEvent {
+  if (event.type !== 'Open' && event.type !== 'Click') return event;
+  const { engagement: _engagement, ...rest } = event;
+  return { ...rest, recipients: event.recipients.slice(0, 2) };
+}
+
 /** Escapes a string for a double-quoted literal in a Temporal visibility query. */
 export function visibilityLiteral(value: string): string {
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
@@ -167,7 +179,7 @@ export class EventRouter {
     }
     if (target !== undefined) {
       try {
-        await this.client.workflow.getHandle(target).signal(sesEventSignal, { event } satisfies SesEventSignal);
+        await this.client.workflow.getHandle(target).signal(sesEventSignal, { event: slimForSignal(event) } satisfies SesEventSignal);
         return { outcome: 'signalled', workflowId: target };
       } catch (err) {
         if (!isWorkflowGone(err)) throw err;
@@ -206,7 +218,7 @@ export class EventRouter {
       taskQueue: this.taskQueue,
       args: [input],
       signal: sesEventSignal,
-      signalArgs: [{ event } satisfies SesEventSignal],
+      signalArgs: [{ event: slimForSignal(event) } satisfies SesEventSignal],
       typedSearchAttributes: [
         { key: SA.kind, value: 'orphan' },
         { key: SA.sesMessageIds, value: [event.sesMessageId.slice(0, 1_000)] },
