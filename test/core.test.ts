@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GetSuppressedDestinationCommand } from '@aws-sdk/client-sesv2';
+import { GetSuppressedDestinationCommand, PutSuppressedDestinationCommand } from '@aws-sdk/client-sesv2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidEmailInputError, validateSendInput, type TrackedEmail } from '../src/client';
 import { orphanWorkflowId, sesEventSignal, statusQuery, WORKFLOW_TYPE, type LifecycleStatus, type MessageLifecycleInput, type OrphanLifecycleInput } from '../src/definitions';
@@ -240,6 +240,30 @@ describe('v2 core', () => {
     expect(final.recipients[0]!.status).toBe('failed');
     expect(final.sendError?.message).toMatch(/gave up/);
     stack.sandbox.injectSendFaults([]);
+  });
+
+  it('a suppressed cc never hides a delivered recipient: EmailStatus delivered, and a per-recipient search finds it', async () => {
+    const bob = unique('bob');
+    const carol = unique('carol');
+    await stack.ses.send(new PutSuppressedDestinationCommand({ EmailAddress: carol, Reason: 'BOUNCE' }));
+    const email = await stack.lc.sendTracked({ from: FROM, to: [bob], cc: [carol], subject: 'cc', text: 'x', policy: { deliveryDeadline: '60s', complaintWindow: '60s' } });
+    const id = (await email.waitFor(sentWithId, { timeoutMs: waitBudget() })).attempts[0]!.sesMessageId!;
+    await signal(email, 'Delivery', [bob], id);
+    const s = await email.waitFor((x) => x.recipients.every((r) => r.status !== 'sent' && r.status !== 'pending'), { timeoutMs: waitBudget() });
+    expect(s.status).toBe('delivered');
+    expect(s.recipients.map((r) => [r.email, r.status])).toEqual([
+      [bob, 'delivered'],
+      [carol, 'suppressed'],
+    ]);
+    const { client } = await getTestConnection();
+    const found = async (query: string): Promise<string[]> => {
+      const ids: string[] = [];
+      for await (const wf of client.workflow.list({ query })) ids.push(wf.workflowId);
+      return ids;
+    };
+    await expect.poll(() => found(`EmailRecipients = "delivered:${bob}" AND EmailStatus = "delivered"`), { timeout: waitBudget(), interval: 200 }).toEqual([email.id]);
+    expect(await found(`EmailRecipients = "suppressed:${carol}"`)).toEqual([email.id]);
+    await client.workflow.getHandle(email.id).cancel();
   });
 
   it('item 10: the policy is resolved once, at start, and carried in the input', async () => {

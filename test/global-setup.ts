@@ -21,7 +21,6 @@ export const TEST_SEARCH_ATTRIBUTES: Record<string, SearchAttributeType> = {
   SesMessageIds: 'KeywordList',
   EmailTags: 'KeywordList',
   LifecycleKind: 'Keyword',
-  EmailRecipientStates: 'KeywordList',
 };
 
 const log = (msg: string): void => {

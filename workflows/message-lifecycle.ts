@@ -75,13 +75,13 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
     const updates: Parameters<typeof upsertSearchAttributes>[0] = [];
     if (s.status !== lastStatus) updates.push({ key: SA.status, value: s.status });
     if (ids.join(',') !== lastIds && ids.length > 0) updates.push({ key: SA.sesMessageIds, value: ids });
-    const states = fitKeywordList(s.recipients.map((r) => `${r.status}:${r.email}`));
-    if (states.values.join(',') !== lastStates) updates.push({ key: SA.recipientStates, value: states.values });
+    const states = fitKeywordList([...s.recipients.map((r) => r.email), ...s.recipients.map((r) => `${r.status}:${r.email}`)]);
+    if (states.values.join(',') !== lastStates) updates.push({ key: SA.recipients, value: states.values });
     if (updates.length > 0) upsertSearchAttributes(updates);
     lastStatus = s.status;
     lastIds = ids.join(',');
     lastStates = states.values.join(',');
-    const extra = states.dropped > 0 ? ['', `${states.dropped} recipients are not in the EmailRecipientStates search attribute (size limit); all are listed above.`] : [];
+    const extra = states.dropped > 0 ? ['', `${states.dropped} recipient states are not in the EmailRecipients search attribute (size limit); all are listed above.`] : [];
     const details = renderDetails(state.snapshot(s), extra);
     if (details !== lastDetails) setCurrentDetails(details);
     lastDetails = details;

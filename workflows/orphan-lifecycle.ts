@@ -86,7 +86,7 @@ export async function orphanLifecycle(input: OrphanLifecycleInput): Promise<Life
   let lastRecipients = '';
   let lastDetails = '';
   const publish = (s: LifecycleStatus): void => {
-    const fit = fitKeywordList(s.recipients.map((r) => r.email));
+    const fit = fitKeywordList([...s.recipients.map((r) => r.email), ...s.recipients.map((r) => `${r.status}:${r.email}`)]);
     const updates: Parameters<typeof upsertSearchAttributes>[0] = [];
     if (s.status !== lastStatus) updates.push({ key: SA.status, value: s.status });
     if (fit.values.join(',') !== lastRecipients) updates.push({ key: SA.recipients, value: fit.values });
@@ -96,7 +96,7 @@ export async function orphanLifecycle(input: OrphanLifecycleInput): Promise<Life
     const extra = [
       '',
       input.claimedLifecycleId ? `Events named lifecycle **${input.claimedLifecycleId}**, which did not send this message or is closed.` : 'Events name no lifecycle (sent outside sendTracked?).',
-      ...(fit.dropped > 0 ? [`${fit.dropped} recipients are not in the EmailRecipients search attribute (size limit); all are listed here and in the status query.`] : []),
+      ...(fit.dropped > 0 ? [`${fit.dropped} recipients or recipient states are not in the EmailRecipients search attribute (size limit); all are listed here and in the status query.`] : []),
     ];
     const details = renderDetails(s, extra);
     if (details !== lastDetails) setCurrentDetails(details);
