@@ -108,7 +108,7 @@ export interface LifecyclePolicy {
   checkSuppressionBeforeSend: boolean;
   /**
    * Continue-as-new once the history has this many events (heavy open/click traffic), well
-   * before Temporal's 10k-event warning. State carries over (bounded, see README). Default 4000.
+   * before Temporal's 10k-event warning, and short enough to replay quickly. State carries over (bounded, see README). Default 2000.
    */
   maxHistoryEvents: number;
   /** Retryable SendEmail failures (throttling, 5xx) tolerated per attempt before giving up. Default 30. */
@@ -128,7 +128,7 @@ export const DEFAULT_POLICY: Readonly<LifecyclePolicy> = Object.freeze({
   suppressOnHardBounce: true,
   suppressOnComplaint: true,
   checkSuppressionBeforeSend: true,
-  maxHistoryEvents: 4_000,
+  maxHistoryEvents: 2_000,
   maxSendRetries: 30,
   sendRetryFor: '2h',
 });
@@ -333,9 +333,14 @@ export function keywordListBytes(values: readonly string[]): number {
 
 /** The longest prefix of `values` whose KeywordList fits {@link SA_VALUE_BUDGET_BYTES}; `dropped` counts the rest. */
 export function fitKeywordList(values: readonly string[], budget = SA_VALUE_BUDGET_BYTES): { values: string[]; dropped: number } {
+  // Linear: `["a","b"]` is 2 bytes of brackets, each value its JSON string, commas between.
+  // (It runs on every lifecycle loop iteration, replays included.)
   const out: string[] = [];
+  let bytes = 2;
   for (const v of values) {
-    if (keywordListBytes([...out, v]) > budget) break;
+    const add = utf8Length(JSON.stringify(v)) + (out.length > 0 ? 1 : 0);
+    if (bytes + add > budget) break;
+    bytes += add;
     out.push(v);
   }
   return { values: out, dropped: values.length - out.length };

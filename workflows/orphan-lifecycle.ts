@@ -26,7 +26,7 @@ import { orphanLifecycleV1 } from './v1/orphan-lifecycle';
 import { WakeTimer } from './wake-timer';
 
 /** Continue-as-new beyond this many history events (well under Temporal's warnings). */
-const HISTORY_EVENTS_LIMIT = 4_000;
+const HISTORY_EVENTS_LIMIT = 2_000;
 const MAX_FOLLOW_UPS = 50;
 
 /** Records orphan events until none arrived for `idleTimeout`; returns the derived summary. */
@@ -98,6 +98,7 @@ export async function orphanLifecycle(input: OrphanLifecycleInput): Promise<Life
       input.claimedLifecycleId ? `Events named lifecycle **${input.claimedLifecycleId}**, which did not send this message or is closed.` : 'Events name no lifecycle (sent outside sendTracked?).',
       ...(fit.dropped > 0 ? [`${fit.dropped} recipients or recipient states are not in the EmailRecipients search attribute (size limit); all are listed here and in the status query.`] : []),
     ];
+    if (workflowInfo().unsafe.isReplaying) return;
     const details = renderDetails(s, extra);
     if (details !== lastDetails) setCurrentDetails(details);
     lastDetails = details;
