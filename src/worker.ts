@@ -7,7 +7,7 @@ import path from 'node:path';
 import { SESv2Client, GetAccountCommand } from '@aws-sdk/client-sesv2';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { TASK_QUEUE } from './definitions';
+import { CURRENT_CORE, TASK_QUEUE } from './definitions';
 
 /** Options for {@link createSesClient}. */
 export interface SesClientOptions {
@@ -46,6 +46,8 @@ export interface LifecycleWorkerOptions {
   callbackSecret?: string;
   /** Callback hosts allowed to be loopback/private/link-local; refuse http callbacks. */
   callbacks?: { allowedHosts?: readonly string[]; requireHttps?: boolean };
+  /** Build id recorded on every workflow task this worker completes. Default {@link DEFAULT_BUILD_ID}. */
+  buildId?: string;
   /**
    * Pace SES calls on this task queue to the account's MaxSendRate (read from GetAccount at
    * start) instead of only retrying 429s. Server-enforced across all workers of the queue.
@@ -56,6 +58,9 @@ export interface LifecycleWorkerOptions {
   /** Extra worker options (cache size, concurrency). */
   tuning?: Pick<WorkerOptions, 'maxCachedWorkflows' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions'>;
 }
+
+/** Build id workers report by default: the workflow code version (see `CURRENT_CORE`). */
+export const DEFAULT_BUILD_ID = `core-${CURRENT_CORE}`;
 
 /**
  * Creates (does not run) a worker for lifecycle workflows and SES activities.
@@ -82,6 +87,10 @@ export async function createLifecycleWorker(opts: LifecycleWorkerOptions): Promi
       ...(opts.callbacks?.requireHttps !== undefined ? { callbackRequireHttps: opts.callbacks.requireHttps } : {}),
     }),
     ...(maxTaskQueueActivitiesPerSecond !== undefined ? { maxTaskQueueActivitiesPerSecond } : {}),
+    // Every workflow task records which build ran it (visible per task in the Web UI), so a
+    // deploy can be traced in each lifecycle's history. Versioning itself stays off: code
+    // changes reach open lifecycles through patched()/the core version (README "Deploying").
+    workerDeploymentOptions: { version: { deploymentName: 'ses-lifecycle', buildId: opts.buildId ?? DEFAULT_BUILD_ID }, useWorkerVersioning: false },
     ...opts.tuning,
   });
 }
