@@ -173,6 +173,23 @@ function showDuration(ms: number): string {
  * @throws one line naming the lifecycle, the last status seen and the timeout.
  */
 export async function waitForStatus(
+  connection: Connection,
+  handle: WorkflowHandle,
+  done: (s: LifecycleStatus) => boolean,
+  opts: { timeoutMs: number; what: string; final?: boolean },
+): Promise<LifecycleStatus> {
+  // The result long poll is cancelled when we return, so the process exits at once.
+  const abort = new AbortController();
+  try {
+    return await waitUntil(connection, abort.signal, handle, done, opts);
+  } finally {
+    abort.abort();
+  }
+}
+
+async function waitUntil(
+  connection: Connection,
+  signal: AbortSignal,
   handle: WorkflowHandle,
   done: (s: LifecycleStatus) => boolean,
   opts: { timeoutMs: number; what: string; final?: boolean },
@@ -180,7 +197,7 @@ export async function waitForStatus(
   const deadline = Date.now() + opts.timeoutMs;
   let closed = false;
   let wake: (() => void) | undefined;
-  const result = handle.result().then(
+  const result = connection.withAbortSignal(signal, () => handle.result()).then(
     (r) => r as LifecycleStatus,
     () => undefined,
   );
@@ -358,8 +375,8 @@ export function buildProgram(): Command {
         if (o.wait || o.waitFinal) {
           const handle = client.workflow.getHandle(email.id);
           const s = o.waitFinal
-            ? await waitForStatus(handle, () => false, { timeoutMs, what: 'the lifecycle to close', final: true })
-            : await waitForStatus(handle, hasLifecycleOutcome, { timeoutMs, what: 'an outcome' });
+            ? await waitForStatus(connection, handle, () => false, { timeoutMs, what: 'the lifecycle to close', final: true })
+            : await waitForStatus(connection, handle, hasLifecycleOutcome, { timeoutMs, what: 'an outcome' });
           console.log(statusReport(s, { suppression: await suppressionSources(config, s) }));
         }
       } finally {
