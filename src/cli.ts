@@ -313,7 +313,7 @@ export function buildProgram(): Command {
         stack.topicArn ? `  SNS topic          ${stack.topicArn}` : '',
         `  Data               ${config.dataDir}/`,
         '',
-        '  Try:  npx ses-lifecycle send --from app@example.com --to success@simulator.amazonses.com --subject Hi --text Hello',
+        '  Try:  npx ses-lifecycle send --from app@example.com --to success@simulator.amazonses.com --subject Hi --text Hello --wait',
         '  Stop: Ctrl-C',
         '',
       ];
