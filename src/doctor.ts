@@ -203,7 +203,7 @@ async function sesChecks(opts: DoctorOptions, ses: SESv2Client, sns: SNSClient, 
   }
 
   // Sender identity.
-  if (!aws) add({ name: 'SES identity', status: 'skip', detail: 'the local sandbox accepts every sender' });
+  if (!aws && opts.from === undefined) add({ name: 'SES identity', status: 'skip', detail: 'the local sandbox accepts every sender' });
   else await identityCheck(ses, opts.from, add);
 
   // Configuration set.

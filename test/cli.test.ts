@@ -580,6 +580,33 @@ describe('ses-lifecycle CLI', () => {
     }
   });
 
+  it('doctor in aws mode checks the identity, the topic against SNS_ALLOWED_TOPIC_ARNS and the subscription (here against the sandbox)', async () => {
+    const [webhookPort] = await freePorts(1);
+    const topic = 'arn:aws:sns:us-east-1:123456789012:ses-lifecycle-events';
+    const aws = {
+      SES_LIFECYCLE_MODE: 'aws',
+      TEMPORAL_ADDRESS: `127.0.0.1:${env.TEMPORAL_PORT}`,
+      SES_ENDPOINT: `http://127.0.0.1:${env.SANDBOX_PORT}`,
+      // The AWS SDK's own per-service endpoint variable; the sandbox checks SNS signatures.
+      AWS_ENDPOINT_URL_SNS: `http://127.0.0.1:${env.SANDBOX_PORT}`,
+      AWS_ACCESS_KEY_ID: 'AKIASESSANDBOX000000',
+      AWS_SECRET_ACCESS_KEY: 'ses-sandbox-secret-access-key',
+      WEBHOOK_PORT: String(webhookPort),
+      WORKER_METRICS_PORT: '0',
+    };
+    const wrongTopic = await cliWith({ ...aws, SNS_ALLOWED_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:another-topic' }, 'doctor', '--from', 'app@example.com');
+    expect(wrongTopic.code).toBe(1);
+    expect(wrongTopic.stdout).toMatch(/^skip {2}Temporal CLI\s+TEMPORAL_ADDRESS is set/m);
+    expect(wrongTopic.stdout).toMatch(/^ok {4}SES identity\s+app@example\.com verified for sending$/m);
+    expect(wrongTopic.stdout).toMatch(new RegExp(`^FAIL  event destination\\s+ses-lifecycle/\\S+ publishes to ${topic}, which SNS_ALLOWED_TOPIC_ARNS does not list: the webhook refuses its notifications\\n\\s+fix: add ${topic} to SNS_ALLOWED_TOPIC_ARNS$`, 'm'));
+    const good = await cliWith({ ...aws, SNS_ALLOWED_TOPIC_ARNS: topic }, 'doctor', '--from', 'app@example.com', '--webhook-url', `http://127.0.0.1:${env.WEBHOOK_PORT}/sns`);
+    expect(good.code, good.stdout).toBe(0);
+    expect(good.stdout).toMatch(new RegExp(`^ok {4}SNS subscription\\s+http://127\\.0\\.0\\.1:${env.WEBHOOK_PORT}/sns confirmed on ${topic}$`, 'm'));
+    const otherUrl = await cliWith({ ...aws, SNS_ALLOWED_TOPIC_ARNS: topic }, 'doctor', '--webhook-url', 'https://hooks.example.com/sns');
+    expect(otherUrl.code).toBe(1);
+    expect(otherUrl.stdout).toMatch(/^FAIL {2}SNS subscription\s+no http\(s\) subscription for https:\/\/hooks\.example\.com\/sns on arn:\S+\n\s+fix: `ses-lifecycle init-aws --webhook-url https:\/\/<your host>\/sns` subscribes the webhook$/m);
+  });
+
   it('SIGTERM stops everything, the dev server included', async () => {
     const exited = new Promise<number | null>((resolve) => dev!.once('exit', (code) => resolve(code)));
     dev!.kill('SIGTERM');
