@@ -5,9 +5,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import {
   DeleteSuppressedDestinationCommand,
+  GetSuppressedDestinationCommand,
   ListSuppressedDestinationsCommand,
   PutSuppressedDestinationCommand,
   type SESv2Client,
@@ -16,7 +17,7 @@ import { NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
 import { LifecycleClient, TAG_CHARS } from './client';
 import { loadConfig, type Config } from './config';
-import { durationMs, statusQuery, WORKFLOW_TYPE, type LifecycleStatus } from './definitions';
+import { durationMs, orphanWorkflowId, SA, statusQuery, WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, type LifecycleStatus } from './definitions';
 import { RecipientStatus } from './lifecycle';
 import { runDemo } from './demo';
 import { SANDBOX_CREDENTIALS } from './sandbox';
@@ -26,7 +27,12 @@ import { createLifecycleWorker, createSesClient } from './worker';
 import { ensureSearchAttributes } from './search-attributes';
 import { runInitAwsCli, type InitAwsCliOptions } from './init-aws';
 import { createVisibilityMetrics, workerMetrics } from './metrics';
+import { SNSClient } from '@aws-sdk/client-sns';
 import Fastify from 'fastify';
+import { formatDoctor, runDoctor } from './doctor';
+import { formatStats, gatherStats } from './stats';
+import { hasLifecycleOutcome, statusReport, table, type SuppressionSource } from './status-report';
+import { visibilityLiteral } from './webhook/router';
 import type { Registry } from 'prom-client';
 
 /** A tiny /metrics server for a standalone worker process. */
@@ -57,6 +63,11 @@ function sesClientFor(config: Readonly<Config>): SESv2Client {
     return createSesClient({ region: config.aws.region, endpoint: `http://127.0.0.1:${config.sandbox.port}`, credentials: { ...SANDBOX_CREDENTIALS } });
   }
   return createSesClient({ region: config.aws.region, ...(config.aws.sesEndpoint ? { endpoint: config.aws.sesEndpoint } : {}) });
+}
+
+function snsClientFor(config: Readonly<Config>): SNSClient {
+  if (config.mode === 'sandbox') return new SNSClient({ region: config.aws.region, endpoint: `http://127.0.0.1:${config.sandbox.port}`, credentials: { ...SANDBOX_CREDENTIALS } });
+  return new SNSClient({ region: config.aws.region });
 }
 
 /** Callback destination rules from the config, as `LifecycleClient` takes them (the worker's are the same). */
@@ -110,8 +121,8 @@ export function parseTags(values: readonly string[] | undefined): Record<string,
 }
 
 /** `--limit`: a positive integer. */
-export function parseLimit(v: string): number {
-  if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new Error(`invalid --limit "${v}": use a positive whole number, e.g. 20`);
+export function parseLimit(v: string, flag = '--limit'): number {
+  if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new Error(`invalid ${flag} "${v}": use a positive whole number, e.g. 20`);
   return Number(v);
 }
 
@@ -134,21 +145,139 @@ function silenceAwsNodeVersionWarning(): void {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }
 
-/** Renders a per-recipient status table. */
+/** Renders a per-recipient status table with the reason of each status (see status-report.ts). */
 export function statusTable(s: LifecycleStatus): string {
-  const rows = s.recipients.map((r) => [
-    r.email,
-    r.status,
-    [r.bounceType ? `${r.bounceType}/${r.bounceSubType ?? ''}` : '', r.autoReplies ? `auto-replies ${r.autoReplies}` : '', r.attempts > 1 ? `attempts ${r.attempts}` : ''].filter(Boolean).join(', '),
-  ]);
-  return [`${s.lifecycleId}  ${s.status}  (${s.phase})`, table(['recipient', 'status', 'detail'], rows)].join('\n');
+  return statusReport(s);
 }
 
-/** A plain-text table. */
-export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+export { table };
+
+/** `--timeout`: a duration (`90s`, `2m`) or a number of seconds. */
+export function parseTimeout(v: string): number {
+  const value = v.trim();
+  if (/^\d+(?:\.\d+)?$/.test(value) && Number(value) > 0) return Math.round(Number(value) * 1000);
+  if (/^\d+(?:\.\d+)?(?:ms|s|m|h)$/.test(value) && durationMs(value) > 0) return durationMs(value);
+  throw new Error(`invalid --timeout "${v}": use seconds or a duration, e.g. 120, 90s, 5m`);
+}
+
+/** Whole seconds or the duration as given, for messages. */
+function showDuration(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/**
+ * Waits until `done` holds for the lifecycle's status, or it closes, or `timeoutMs` passes.
+ * Polls the status query (quickly at first, then every second) and wakes at once when the
+ * workflow closes (its result arrives by long poll).
+ *
+ * @throws one line naming the lifecycle, the last status seen and the timeout.
+ */
+export async function waitForStatus(
+  connection: Connection,
+  handle: WorkflowHandle,
+  done: (s: LifecycleStatus) => boolean,
+  opts: { timeoutMs: number; what: string; final?: boolean },
+): Promise<LifecycleStatus> {
+  // The result long poll is cancelled when we return, so the process exits at once.
+  const abort = new AbortController();
+  try {
+    return await waitUntil(connection, abort.signal, handle, done, opts);
+  } finally {
+    abort.abort();
+  }
+}
+
+async function waitUntil(
+  connection: Connection,
+  signal: AbortSignal,
+  handle: WorkflowHandle,
+  done: (s: LifecycleStatus) => boolean,
+  opts: { timeoutMs: number; what: string; final?: boolean },
+): Promise<LifecycleStatus> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let closed = false;
+  let wake: (() => void) | undefined;
+  const result = connection.withAbortSignal(signal, () => handle.result()).then(
+    (r) => r as LifecycleStatus,
+    () => undefined,
+  );
+  void result.then(() => {
+    closed = true;
+    wake?.();
+  });
+  let last: LifecycleStatus | undefined;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+    if (closed) {
+      const r = await result;
+      return r ?? (await handle.query(statusQuery));
+    }
+    if (!opts.final) {
+      last = await handle.query(statusQuery);
+      if (done(last)) return last;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      const seen = last ?? (await handle.query(statusQuery).catch(() => undefined));
+      throw new Error(
+        `timed out after ${showDuration(opts.timeoutMs)} waiting for ${opts.what} of ${handle.workflowId}` +
+          `${seen ? `; last status ${seen.status} (${seen.phase})` : ''}; raise --timeout, or run \`ses-lifecycle status ${handle.workflowId}\` later`,
+      );
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, Math.min(delay, left));
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    wake = undefined;
+  }
+}
+
+/** SES message ids as a visibility query can match them (the webhook's rule). */
+const QUERYABLE_SES_ID = /^[A-Za-z0-9._@+=:-]{1,256}$/;
+
+/**
+ * The workflow id for `status <id>`: a lifecycle id as given; else an SES message id, looked up
+ * by the `SesMessageIds` search attribute (a running message lifecycle first, then any message
+ * lifecycle, then any orphan), falling back to the orphan id the webhook gives that message.
+ */
+export async function resolveLifecycleId(client: Client, id: string): Promise<{ workflowId: string; bySesId: boolean }> {
+  if (id.startsWith(WORKFLOW_ID_PREFIX.message) || id.startsWith(WORKFLOW_ID_PREFIX.orphan)) return { workflowId: id, bySesId: false };
+  if (QUERYABLE_SES_ID.test(id)) {
+    let message: string | undefined;
+    let orphan: string | undefined;
+    let seen = 0;
+    for await (const wf of client.workflow.list({ query: `${SA.sesMessageIds.name} = ${visibilityLiteral(id)}`, pageSize: 20 })) {
+      if (wf.workflowId.startsWith(WORKFLOW_ID_PREFIX.message)) {
+        if (wf.status.name === 'RUNNING') return { workflowId: wf.workflowId, bySesId: true };
+        message ??= wf.workflowId;
+      } else if (wf.workflowId.startsWith(WORKFLOW_ID_PREFIX.orphan)) orphan ??= wf.workflowId;
+      if (++seen >= 20) break;
+    }
+    if (message ?? orphan) return { workflowId: (message ?? orphan)!, bySesId: true };
+  }
+  return { workflowId: orphanWorkflowId(id), bySesId: true };
+}
+
+/** Where each suppressed recipient is on the account suppression list (best effort, 5 s). */
+async function suppressionSources(config: Readonly<Config>, s: LifecycleStatus): Promise<Map<string, SuppressionSource>> {
+  const out = new Map<string, SuppressionSource>();
+  const suppressed = s.recipients.filter((r) => r.status === 'suppressed').map((r) => r.email);
+  if (suppressed.length === 0) return out;
+  const ses = sesClientFor(config);
+  try {
+    await Promise.all(
+      suppressed.slice(0, 50).map(async (email) => {
+        const r = await ses.send(new GetSuppressedDestinationCommand({ EmailAddress: email }), { abortSignal: AbortSignal.timeout(5_000) }).catch(() => undefined);
+        const d = r?.SuppressedDestination;
+        if (d?.Reason) out.set(email, { reason: d.Reason, ...(d.LastUpdateTime ? { since: d.LastUpdateTime.toISOString() } : {}) });
+      }),
+    );
+  } finally {
+    ses.destroy();
+  }
+  return out;
 }
 
 function waitForShutdown(): Promise<string> {
@@ -184,7 +313,7 @@ export function buildProgram(): Command {
         stack.topicArn ? `  SNS topic          ${stack.topicArn}` : '',
         `  Data               ${config.dataDir}/`,
         '',
-        '  Try:  npx ses-lifecycle send --from app@example.com --to success@simulator.amazonses.com --subject Hi --text Hello',
+        '  Try:  npx ses-lifecycle send --from app@example.com --to success@simulator.amazonses.com --subject Hi --text Hello --wait',
         '  Stop: Ctrl-C',
         '',
       ];
@@ -218,9 +347,12 @@ export function buildProgram(): Command {
     .option('--tag <name=value>', 'EmailTag (repeatable)', collect)
     .option('--idempotency-key <key>', 'never send twice for the same key')
     .option('--configuration-set <name>', 'SES configuration set (default from SES_CONFIGURATION_SET)')
-    .option('--wait', 'wait for the final outcome and print it')
-    .action(async (o: { from: string; to: string[]; cc?: string[]; bcc?: string[]; subject: string; text?: string; html?: string; tag?: string[]; idempotencyKey?: string; configurationSet?: string; wait?: boolean }) => {
+    .option('--wait', 'wait for the outcome (every recipient delivered, bounced, complained, suppressed, rejected, failed or unconfirmed) and print it')
+    .option('--wait-final', 'wait for the lifecycle to close (after the complaint window) and print the final state')
+    .option('--timeout <duration>', 'give up waiting after this long (seconds or 90s, 5m, 1h); exit 1', '120s')
+    .action(async (o: { from: string; to: string[]; cc?: string[]; bcc?: string[]; subject: string; text?: string; html?: string; tag?: string[]; idempotencyKey?: string; configurationSet?: string; wait?: boolean; waitFinal?: boolean; timeout: string }) => {
       const tags = parseTags(o.tag);
+      const timeoutMs = parseTimeout(o.timeout);
       const config = loadConfig();
       const { client, connection } = await connectClient(config);
       try {
@@ -240,25 +372,80 @@ export function buildProgram(): Command {
           o.idempotencyKey !== undefined ? { idempotencyKey: o.idempotencyKey } : {},
         );
         console.log(email.id);
-        if (o.wait) console.log(statusTable(await email.result()));
+        if (o.wait || o.waitFinal) {
+          const handle = client.workflow.getHandle(email.id);
+          const s = o.waitFinal
+            ? await waitForStatus(connection, handle, () => false, { timeoutMs, what: 'the lifecycle to close', final: true })
+            : await waitForStatus(connection, handle, hasLifecycleOutcome, { timeoutMs, what: 'an outcome' });
+          console.log(statusReport(s, { suppression: await suppressionSources(config, s) }));
+        }
       } finally {
         await connection.close();
       }
     });
 
   program
-    .command('status <lifecycleId>')
-    .description('per-recipient state of one lifecycle')
+    .command('status <id>')
+    .description('per-recipient state of one lifecycle and why: <id> is a lifecycle id (msg-…, orphan-…) or an SES message id')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }) => {
       const config = loadConfig();
       const { client, connection } = await connectClient(config);
       try {
-        const s = await client.workflow.getHandle(id).query(statusQuery);
-        console.log(o.json ? JSON.stringify(s, null, 2) : statusTable(s));
+        const { workflowId, bySesId } = await resolveLifecycleId(client, id);
+        let s: LifecycleStatus;
+        try {
+          s = await client.workflow.getHandle(workflowId).query(statusQuery);
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError || (err as Error).name === 'WorkflowNotFoundError') {
+            throw new Error(bySesId ? `no lifecycle sent or received SES message ${id} (looked for SesMessageIds = ${id} and ${workflowId})` : `no lifecycle ${id}`, { cause: err });
+          }
+          throw err;
+        }
+        console.log(o.json ? JSON.stringify(s, null, 2) : statusReport(s, { suppression: await suppressionSources(config, s), ...(bySesId ? { foundBy: id } : {}) }));
       } finally {
         await connection.close();
       }
+    });
+
+  program
+    .command('stats')
+    .description("per-recipient bounce and complaint rates of the lifecycles started in a window, against SES's review and pause thresholds")
+    .option('--since <when>', 'window start: a duration back from now (24h, 7d) or an ISO time', '24h')
+    .option('--tag <name=value>', 'only lifecycles with this tag (repeatable)', collect)
+    .option('--max <n>', 'count at most this many lifecycles, newest first (each is one read)', '1000')
+    .option('--json', 'print JSON')
+    .action(async (o: { since: string; tag?: string[]; max: string; json?: boolean }) => {
+      const since = parseSince(o.since);
+      const tags = parseTags(o.tag);
+      const max = parseLimit(o.max, '--max');
+      const config = loadConfig();
+      const { client, connection } = await connectClient(config);
+      try {
+        const report = await gatherStats(client, { since, max, ...(tags ? { tags } : {}) });
+        console.log(o.json ? JSON.stringify(report, null, 2) : formatStats(report, o.since));
+      } finally {
+        await connection.close();
+      }
+    });
+
+  program
+    .command('doctor')
+    .description('check the setup (Temporal CLI, ports, Temporal, search attributes; SES identity, configuration set, event destination, SNS subscription) and say how to fix each failure')
+    .option('--from <address>', 'sender address or domain whose SES identity must be verified (aws mode)')
+    .option('--webhook-url <url>', 'the subscription must point at this URL')
+    .option('--json', 'print JSON')
+    .action(async (o: { from?: string; webhookUrl?: string; json?: boolean }) => {
+      const config = loadConfig();
+      const checks = await runDoctor({
+        config,
+        ses: () => sesClientFor(config),
+        sns: () => snsClientFor(config),
+        ...(o.from !== undefined ? { from: o.from } : {}),
+        ...(o.webhookUrl !== undefined ? { webhookUrl: o.webhookUrl } : {}),
+      });
+      console.log(o.json ? JSON.stringify(checks, null, 2) : formatDoctor(checks));
+      if (checks.some((c) => c.status === 'fail')) process.exitCode = 1;
     });
 
   program

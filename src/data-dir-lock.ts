@@ -84,3 +84,9 @@ export function lockDataDir(dir: string): DataDirLock {
   process.on('exit', release);
   return { file, release };
 }
+
+/** The pid of the live process holding the lock on `dir`, if any (read only; for `doctor`). */
+export function dataDirOwner(dir: string): number | undefined {
+  const pid = ownerOf(path.join(path.resolve(dir), 'stack.lock'));
+  return pid !== undefined && alive(pid) ? pid : undefined;
+}

@@ -421,6 +421,192 @@ describe('ses-lifecycle CLI', () => {
     expect((r as { stderr: string }).stderr).toMatch(/port \d+ \(TEMPORAL_PORT\) is not available/);
   });
 
+  it('send --wait returns the outcome (delivered) within seconds; --timeout gives up with one line and exit 1', async () => {
+    const started = Date.now();
+    const sent = await cli('send', '--from', 'app@example.com', '--to', 'success+wait@simulator.amazonses.com', '--subject', 'wait', '--text', 'x', '--wait');
+    const elapsed = Date.now() - started;
+    expect(sent, sent.stderr).toMatchObject({ code: 0, stderr: '' });
+    const [id, header] = sent.stdout.split('\n');
+    expect(id).toMatch(/^msg-/);
+    expect(header).toMatch(new RegExp(`^${id}  delivered  \\((awaiting-outcome|complaint-window)\\)$`));
+    expect(sent.stdout).toMatch(/success\+wait@simulator\.amazonses\.com\s+delivered\s+delivered 20\d\d-/);
+    // The lifecycle stays open for 48 h of complaints; --wait does not wait for that.
+    expect(elapsed).toBeLessThan(20_000);
+
+    // No events ever (silent@): --wait times out after --timeout, naming the last status.
+    const silent = await cli('send', '--from', 'app@example.com', '--to', 'silent+wait@sandbox.ses-lifecycle.test', '--subject', 'wait', '--text', 'x', '--wait', '--timeout', '2s');
+    expect(silent.code).toBe(1);
+    expect(silent.stdout).toMatch(/^msg-\S+\n$/);
+    expect(silent.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^ses-lifecycle: timed out after 2s waiting for an outcome of msg-\S+; last status sent \(awaiting-outcome\); raise --timeout, or run `ses-lifecycle status msg-\S+` later$/),
+    ]);
+    // --wait-final waits for the close (the complaint window): a short timeout gives up.
+    const final = await cli('send', '--from', 'app@example.com', '--to', 'success+final@simulator.amazonses.com', '--subject', 'wait', '--text', 'x', '--wait-final', '--timeout', '3');
+    expect(final.code).toBe(1);
+    expect(final.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^ses-lifecycle: timed out after 3s waiting for the lifecycle to close of msg-\S+; last status delivered \(complaint-window\)/)]);
+    const bad = await cli('send', '--from', 'app@example.com', '--to', 'success@simulator.amazonses.com', '--subject', 'x', '--text', 'y', '--wait', '--timeout', 'soon');
+    expect(bad).toMatchObject({ code: 1, stdout: '', stderr: 'ses-lifecycle: invalid --timeout "soon": use seconds or a duration, e.g. 120, 90s, 5m\n' });
+  });
+
+  it('status shows why in plain text: bounce with diagnostic code and suppression follow-up, SES error, suppression list, auto-replies; by SES message id too', async () => {
+    const sent = await cli('send', '--from', 'app@example.com', '--to', 'bounce+why@simulator.amazonses.com', '--cc', 'ooto+why@simulator.amazonses.com', '--subject', 'why', '--text', 'x', '--wait');
+    expect(sent, sent.stderr).toMatchObject({ code: 0, stderr: '' });
+    const id = sent.stdout.split('\n')[0]!;
+    expect(sent.stdout).toMatch(/bounce\+why@simulator\.amazonses\.com\s+bounced\s+hard bounce Permanent\/General: smtp; 550 5\.1\.1 user unknown/);
+    // The suppression follow-up and the auto-reply come right after the outcome.
+    let text = '';
+    for (let i = 0; i < 50 && !(text.includes('suppressed: bounce+why@') && text.includes('auto-replies 1')); i++) {
+      text = (await cli('status', id)).stdout;
+      if (!text.includes('suppressed: bounce+why@')) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(text).toMatch(new RegExp(`^${id}  bounced  \\(complaint-window\\)\n`));
+    expect(text).toMatch(/bounce\+why@simulator\.amazonses\.com\s+bounced\s+hard bounce Permanent\/General: smtp; 550 5\.1\.1 user unknown/);
+    expect(text).toMatch(/ooto\+why@simulator\.amazonses\.com\s+delivered\s+delivered 20\S+; auto-replies 1/);
+    expect(text).toMatch(/^follow-ups:\n {2}20\S+ {2}suppressed: bounce\+why@simulator\.amazonses\.com \(BOUNCE\)$/m);
+    expect(text).toContain('engagement: opens 0, clicks 0');
+    const sesId = /^ {2}SES message ids: (\S+)$/m.exec(text)?.[1];
+    expect(sesId).toBeDefined();
+
+    // By SES message id: the same lifecycle, found through the SesMessageIds search attribute.
+    const bySes = await cli('status', sesId!);
+    expect(bySes.code, bySes.stderr).toBe(0);
+    expect(bySes.stdout).toMatch(new RegExp(`^${id}  bounced .*\n {2}found by SES message id ${sesId}\n`));
+    expect(JSON.parse((await cli('status', sesId!, '--json')).stdout)).toMatchObject({ lifecycleId: id });
+    expect(await cli('status', '0100-no-such-message')).toMatchObject({
+      code: 1,
+      stderr: 'ses-lifecycle: no lifecycle sent or received SES message 0100-no-such-message (looked for SesMessageIds = 0100-no-such-message and orphan-0100-no-such-message)\n',
+    });
+    expect(await cli('status', 'msg-no-such-lifecycle')).toMatchObject({ code: 1, stderr: 'ses-lifecycle: no lifecycle msg-no-such-lifecycle\n' });
+
+    // Sent again: skipped before sending, and the reason names the suppression list entry.
+    const again = await cli('send', '--from', 'app@example.com', '--to', 'bounce+why@simulator.amazonses.com', '--subject', 'why', '--text', 'x', '--wait');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/bounce\+why@simulator\.amazonses\.com\s+suppressed\s+skipped before sending: on the account suppression list \(reason BOUNCE, since 20\S+\)/);
+
+    // SES refuses the send (unknown configuration set): the SES error is the reason.
+    const failed = await cli('send', '--from', 'app@example.com', '--to', 'success+why@simulator.amazonses.com', '--subject', 'why', '--text', 'x', '--configuration-set', 'no-such-set', '--wait');
+    expect(failed.code, failed.stderr).toBe(0);
+    expect(failed.stdout).toMatch(/success\+why@simulator\.amazonses\.com\s+failed\s+SES refused the send: SesNotFound: .*Configuration set <no-such-set> does not exist/);
+    expect(failed.stdout).toMatch(/^ {2}send error: SesNotFound: /m);
+  });
+
+  it('stats prints per-recipient bounce and complaint rates against the SES thresholds, bounded by --max', async () => {
+    const tag = `stats${Date.now()}`;
+    const ids: string[] = [];
+    for (const to of ['success+stats@simulator.amazonses.com', 'bounce+stats@simulator.amazonses.com', 'complaint+stats@simulator.amazonses.com']) {
+      const r = await cli('send', '--from', 'app@example.com', '--to', to, '--subject', 'stats', '--text', 'x', '--tag', `campaign=${tag}`);
+      expect(r.code, r.stderr).toBe(0);
+      ids.push(r.stdout.trim());
+    }
+    // The complaint comes after the delivery: wait for it.
+    for (let i = 0; i < 50; i++) {
+      const s = JSON.parse((await cli('status', ids[2]!, '--json')).stdout) as { status: string };
+      if (s.status === 'complained') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    type Report = { lifecyclesInWindow: number; lifecyclesCounted: number; recipients: { sent: number; delivered: number; hardBounced: number; complained: number }; bounceRate: { rate: number; level: string }; complaintRate: { rate: number; level: string } };
+    let report: Report | undefined;
+    for (let i = 0; i < 30 && report?.lifecyclesCounted !== 3; i++) {
+      report = JSON.parse((await cli('stats', '--since', '1h', '--tag', `campaign=${tag}`, '--json')).stdout) as Report;
+      if (report.lifecyclesCounted !== 3) await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(report).toMatchObject({ lifecyclesInWindow: 3, lifecyclesCounted: 3, recipients: { sent: 3, delivered: 1, hardBounced: 1, complained: 1 }, bounceRate: { level: 'pause' }, complaintRate: { level: 'pause' } });
+    expect(report!.bounceRate.rate).toBeCloseTo(1 / 3);
+    const text = await cli('stats', '--since', '1h', '--tag', `campaign=${tag}`);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^bounce \(hard\)\s+33\.33%\s+1\/3\s+>= 5\.00%\s+>= 10\.00%\s+PAUSE: SES may pause sending$/m);
+    expect(text.stdout).toMatch(/^complaint\s+33\.33%\s+1\/3\s+>= 0\.10%\s+>= 0\.50%\s+PAUSE: SES may pause sending$/m);
+    const bounded = await cli('stats', '--since', '1h', '--tag', `campaign=${tag}`, '--max', '1');
+    expect(bounded.stdout).toMatch(/: 3; counted 1\n {2}only the newest 1 lifecycles were counted \(bounded work\); raise --max to count more\n/);
+    expect(bounded.stdout).toContain('recipients sent: 1 (');
+    // A window with nothing in it: 0%, ok.
+    const empty = await cli('stats', '--since', new Date(Date.now() + 3_600_000).toISOString(), '--json');
+    expect(JSON.parse(empty.stdout)).toMatchObject({ lifecyclesCounted: 0, bounceRate: { rate: 0, level: 'ok' }, complaintRate: { rate: 0, level: 'ok' } });
+    expect((await cli('stats', '--since', 'yesterday')).stderr).toMatch(/^ses-lifecycle: invalid --since "yesterday"/);
+    expect((await cli('stats', '--max', '0')).stderr).toMatch(/^ses-lifecycle: invalid --max "0"/);
+  });
+
+  it('doctor passes on the running stack, and names each failure with its fix (exit 1)', async () => {
+    const ok = await cli('doctor');
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    for (const line of [
+      /^ok {4}Temporal CLI\s+\S+temporal \(env /m,
+      new RegExp(`^ok {4}port TEMPORAL_PORT\\s+127\\.0\\.0\\.1:${env.TEMPORAL_PORT} in use by the running ses-lifecycle stack \\(pid ${dev!.pid}`, 'm'),
+      /^ok {4}Temporal reachable\s+127\.0\.0\.1:\d+, namespace default$/m,
+      /^ok {4}search attributes\s+EmailStatus, EmailRecipients, SesMessageIds, EmailTags, LifecycleKind$/m,
+      /^ok {4}configuration set\s+ses-lifecycle$/m,
+      /^ok {4}event destination\s+ses-lifecycle\/\S+ → arn:aws:sns:/m,
+      new RegExp(`^ok {4}SNS subscription\\s+http://127\\.0\\.0\\.1:${env.WEBHOOK_PORT}/sns confirmed on arn:aws:sns:`, 'm'),
+      /^all checks passed$/m,
+    ]) {
+      expect(ok.stdout).toMatch(line);
+    }
+
+    // A configuration set that does not exist: FAIL, and the fix names init-aws.
+    const noSet = await cliWith({ SES_CONFIGURATION_SET: 'no-such-set' }, 'doctor');
+    expect(noSet.code).toBe(1);
+    expect(noSet.stdout).toMatch(/^FAIL {2}configuration set\s+no-such-set does not exist \(SES_CONFIGURATION_SET\)\n\s+fix: `ses-lifecycle init-aws --webhook-url https:\/\/<your host>\/sns` creates it/m);
+    expect(noSet.stdout).toMatch(/^1 check failed$/m);
+
+    // No stack on this DATA_DIR, a bad TEMPORAL_CLI_PATH and a port taken by another program.
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const [temporal, ui, sandbox, sandboxHttps] = await freePorts(4);
+      const r = await cliWith(
+        {
+          DATA_DIR: path.join(dataDir, 'doctor'),
+          TEMPORAL_CLI_PATH: path.join(dataDir, 'no-temporal'),
+          TEMPORAL_PORT: String(temporal),
+          TEMPORAL_UI_PORT: String(ui),
+          WEBHOOK_PORT: String((taken.address() as net.AddressInfo).port),
+          SANDBOX_PORT: String(sandbox),
+          SANDBOX_HTTPS_PORT: String(sandboxHttps),
+        },
+        'doctor',
+      );
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/^FAIL {2}Temporal CLI\s+TEMPORAL_CLI_PATH is set to ".*no-temporal", but .*\n\s+fix: point TEMPORAL_CLI_PATH at the temporal binary, or unset it$/m);
+      expect(r.stdout).toMatch(/^FAIL {2}port WEBHOOK_PORT\s+127\.0\.0\.1:\d+ is taken by another program\n\s+fix: set WEBHOOK_PORT to a free port, or stop what listens on \d+$/m);
+      expect(r.stdout).toMatch(/^ok {4}port TEMPORAL_PORT\s+127\.0\.0\.1:\d+ is free$/m);
+      expect(r.stdout).toMatch(/^skip {2}Temporal reachable\s+no stack running on DATA_DIR .*`ses-lifecycle dev` starts the dev server$/m);
+      expect(r.stdout).toMatch(/^skip {2}SES\s+sandbox mode and no sandbox running/m);
+      expect(r.stdout).toMatch(/^2 checks failed$/m);
+      const json = JSON.parse((await cliWith({ DATA_DIR: path.join(dataDir, 'doctor'), TEMPORAL_CLI_PATH: path.join(dataDir, 'no-temporal'), TEMPORAL_PORT: String(temporal), TEMPORAL_UI_PORT: String(ui), WEBHOOK_PORT: String((taken.address() as net.AddressInfo).port), SANDBOX_PORT: String(sandbox), SANDBOX_HTTPS_PORT: String(sandboxHttps) }, 'doctor', '--json')).stdout) as { name: string; status: string; fix?: string }[];
+      expect(json.filter((c) => c.status === 'fail').map((c) => c.name)).toEqual(['Temporal CLI', 'port WEBHOOK_PORT']);
+      expect(json.filter((c) => c.status === 'fail').every((c) => (c.fix ?? '').length > 0)).toBe(true);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
+  it('doctor in aws mode checks the identity, the topic against SNS_ALLOWED_TOPIC_ARNS and the subscription (here against the sandbox)', async () => {
+    const [webhookPort] = await freePorts(1);
+    const topic = 'arn:aws:sns:us-east-1:123456789012:ses-lifecycle-events';
+    const aws = {
+      SES_LIFECYCLE_MODE: 'aws',
+      TEMPORAL_ADDRESS: `127.0.0.1:${env.TEMPORAL_PORT}`,
+      SES_ENDPOINT: `http://127.0.0.1:${env.SANDBOX_PORT}`,
+      // The AWS SDK's own per-service endpoint variable; the sandbox checks SNS signatures.
+      AWS_ENDPOINT_URL_SNS: `http://127.0.0.1:${env.SANDBOX_PORT}`,
+      AWS_ACCESS_KEY_ID: 'AKIASESSANDBOX000000',
+      AWS_SECRET_ACCESS_KEY: 'ses-sandbox-secret-access-key',
+      WEBHOOK_PORT: String(webhookPort),
+      WORKER_METRICS_PORT: '0',
+    };
+    const wrongTopic = await cliWith({ ...aws, SNS_ALLOWED_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:another-topic' }, 'doctor', '--from', 'app@example.com');
+    expect(wrongTopic.code).toBe(1);
+    expect(wrongTopic.stdout).toMatch(/^skip {2}Temporal CLI\s+TEMPORAL_ADDRESS is set/m);
+    expect(wrongTopic.stdout).toMatch(/^ok {4}SES identity\s+app@example\.com verified for sending$/m);
+    expect(wrongTopic.stdout).toMatch(new RegExp(`^FAIL  event destination\\s+ses-lifecycle/\\S+ publishes to ${topic}, which SNS_ALLOWED_TOPIC_ARNS does not list: the webhook refuses its notifications\\n\\s+fix: add ${topic} to SNS_ALLOWED_TOPIC_ARNS$`, 'm'));
+    const good = await cliWith({ ...aws, SNS_ALLOWED_TOPIC_ARNS: topic }, 'doctor', '--from', 'app@example.com', '--webhook-url', `http://127.0.0.1:${env.WEBHOOK_PORT}/sns`);
+    expect(good.code, good.stdout).toBe(0);
+    expect(good.stdout).toMatch(new RegExp(`^ok {4}SNS subscription\\s+http://127\\.0\\.0\\.1:${env.WEBHOOK_PORT}/sns confirmed on ${topic}$`, 'm'));
+    const otherUrl = await cliWith({ ...aws, SNS_ALLOWED_TOPIC_ARNS: topic }, 'doctor', '--webhook-url', 'https://hooks.example.com/sns');
+    expect(otherUrl.code).toBe(1);
+    expect(otherUrl.stdout).toMatch(/^FAIL {2}SNS subscription\s+no http\(s\) subscription for https:\/\/hooks\.example\.com\/sns on arn:\S+\n\s+fix: `ses-lifecycle init-aws --webhook-url https:\/\/<your host>\/sns` subscribes the webhook$/m);
+  });
+
   it('SIGTERM stops everything, the dev server included', async () => {
     const exited = new Promise<number | null>((resolve) => dev!.once('exit', (code) => resolve(code)));
     dev!.kill('SIGTERM');

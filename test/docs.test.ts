@@ -73,10 +73,11 @@ describe('README', () => {
     expect([...imported].filter((n) => !exported.has(n))).toEqual([]);
   });
 
-  it('the CLI summary names every option of send and list, and every list --status value', () => {
+  it('the CLI summary names every option of send, list, status, stats and doctor, and every list --status value', () => {
     const cliSection = readme.slice(readme.indexOf('## CLI'), readme.indexOf('## Webhook'));
     const program = buildProgram();
-    for (const name of ['send', 'list']) {
+    for (const name of ['send', 'list', 'status', 'stats', 'doctor']) {
+      expect(cliSection, name).toContain(`- \`${name}`);
       const command = program.commands.find((c) => c.name() === name)!;
       for (const option of command.options) expect(cliSection, `${name} ${option.long}`).toContain(option.long!);
     }

@@ -168,6 +168,18 @@ export function registerSesV2Api(app: FastifyInstance, ses: SesService, hangs: H
     return {};
   });
 
+  // Identities: the sandbox sends from any address, so every identity reads as verified.
+  app.get('/v2/email/identities/:EmailIdentity', (req) => {
+    const id = param(req, 'EmailIdentity');
+    return {
+      IdentityType: id.includes('@') ? 'EMAIL_ADDRESS' : 'DOMAIN',
+      FeedbackForwardingStatus: true,
+      VerifiedForSendingStatus: true,
+      VerificationStatus: 'SUCCESS',
+      DkimAttributes: { SigningEnabled: !id.includes('@'), Status: id.includes('@') ? 'NOT_STARTED' : 'SUCCESS' },
+    };
+  });
+
   // Configuration sets.
   app.post('/v2/email/configuration-sets', (req) => {
     ses.createConfigurationSet(req.body);
