@@ -94,6 +94,11 @@ export function packageVersion(): string {
   }
 }
 
+/** True for a `<status>:<address>` entry of EmailRecipients (addresses never start with a status and a colon). */
+function isRecipientState(v: string): boolean {
+  return /^[a-z]+:/.test(v) && LIST_STATUSES.includes(v.slice(0, v.indexOf(':')));
+}
+
 /** Values `list --status` accepts: every message-level status (the `EmailStatus` search attribute). */
 export const LIST_STATUSES: readonly string[] = ['sending', ...Object.values(RecipientStatus)];
 /** Values `list --kind` accepts. */
@@ -466,9 +471,17 @@ export function buildProgram(): Command {
       const since = o.since === undefined ? undefined : parseSince(o.since);
       const limit = parseLimit(o.limit);
       const q = (v: string) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+      const recipient = o.recipient?.toLowerCase();
+      // With both, the recipient's own state decides (`<status>:<address>` in EmailRecipients), so
+      // bob's delivered email is found whatever its other recipients did; lifecycles started
+      // before per-recipient states fall back to the message status.
       const clauses = [
-        status ? `EmailStatus = ${q(status)}` : '',
-        o.recipient ? `EmailRecipients = ${q(o.recipient.toLowerCase())}` : '',
+        status && recipient
+          ? `(EmailRecipients = ${q(`${status}:${recipient}`)} OR (EmailStatus = ${q(status)} AND EmailRecipients = ${q(recipient)}))`
+          : status
+            ? `EmailStatus = ${q(status)}`
+            : '',
+        recipient && !status ? `EmailRecipients = ${q(recipient)}` : '',
         ...Object.entries(tags ?? {}).map(([k, v]) => `EmailTags = ${q(`${k}=${v}`)}`),
         since ? `StartTime >= ${q(since.toISOString())}` : '',
         kind ? `LifecycleKind = ${q(kind)}` : `WorkflowType IN (${q(WORKFLOW_TYPE.message)}, ${q(WORKFLOW_TYPE.orphan)})`,
@@ -476,14 +489,15 @@ export function buildProgram(): Command {
       const config = loadConfig();
       const { client, connection } = await connectClient(config);
       try {
-        const rows: { id: string; status: string; recipients: string[]; started: string; closed: boolean }[] = [];
+        const rows: { id: string; status: string; recipients: string[]; recipientStates: string[]; started: string; closed: boolean }[] = [];
         for await (const wf of client.workflow.list({ query: clauses.join(' AND ') })) {
           const sa = wf.searchAttributes as Record<string, unknown[] | undefined>;
           const strings = (v: unknown[] | undefined) => (v ?? []).filter((x): x is string => typeof x === 'string');
           rows.push({
             id: wf.workflowId,
             status: strings(sa.EmailStatus)[0] ?? '',
-            recipients: strings(sa.EmailRecipients),
+            recipients: strings(sa.EmailRecipients).filter((r) => !isRecipientState(r)),
+            recipientStates: strings(sa.EmailRecipients).filter(isRecipientState),
             started: wf.startTime.toISOString(),
             closed: wf.status.name !== 'RUNNING',
           });
