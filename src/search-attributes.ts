@@ -41,8 +41,8 @@ export async function ensureSearchAttributes(client: Client, namespace: string, 
 /**
  * Registers `namespace` on a self-hosted cluster when it does not exist yet (what
  * docker-compose.yml's `temporal-setup` job does with `temporal operator namespace create`), and
- * waits until the frontend serves it (a new namespace becomes visible after the server's
- * namespace cache refresh). Idempotent; returns true when it created the namespace.
+ * waits until the frontend serves it (a new namespace becomes usable after the server's
+ * namespace cache refresh, seconds). Idempotent; returns true when it created the namespace.
  *
  * @throws when the namespace is missing and cannot be registered (e.g. Temporal Cloud, where
  *   namespaces are created in the Cloud UI or with tcld), or it does not become usable within
@@ -72,8 +72,18 @@ export async function ensureNamespace(
       throw new Error(`could not register namespace ${namespace}: ${(err as Error).message}. On Temporal Cloud, create it in the Cloud UI or with tcld.`, { cause: err });
     }
   }
+  // Served = known to the frontend's namespace cache (refreshed every few seconds), which is what
+  // the operator and workflow APIs consult; DescribeNamespace reads the database directly.
+  const served = async (): Promise<boolean> =>
+    client.connection.operatorService.listSearchAttributes({ namespace }).then(
+      () => true,
+      (err: unknown) => {
+        if ((err as { code?: number }).code === 5) return false;
+        throw err;
+      },
+    );
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
-  while (!(await exists())) {
+  while (!(await served())) {
     if (Date.now() > deadline) throw new Error(`namespace ${namespace} was registered but is not served after ${opts.readyTimeoutMs ?? 60_000} ms`);
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -18,6 +18,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -214,10 +215,39 @@ async function waitForFrontend(address: string, child: () => ChildProcess | unde
   });
 }
 
+/**
+ * Free ports below 32768: the server records its membership and RPC ports in PostgreSQL columns
+ * of type smallint (cluster_membership), so ports from the ephemeral range (32768+, what the OS
+ * hands out for port 0) make it fail at start ("value ... is out of range for type smallint").
+ */
+export async function freeLowPorts(count: number): Promise<number[]> {
+  const ports: number[] = [];
+  const servers: net.Server[] = [];
+  try {
+    for (let tries = 0; ports.length < count; tries++) {
+      if (tries > 2000) throw new Error('no free ports below 32768');
+      const port = 20_000 + Math.floor(Math.random() * 12_000);
+      if (ports.includes(port)) continue;
+      const srv = net.createServer();
+      const ok = await new Promise<boolean>((resolve) => {
+        srv.once('error', () => resolve(false));
+        srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => resolve(true));
+      });
+      if (ok) {
+        servers.push(srv);
+        ports.push(port);
+      }
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
+  }
+}
+
 export async function startTemporalServer(build: TemporalServerBuild, pgPort: number, root: string): Promise<TemporalServer> {
   mkdirSync(root, { recursive: true });
   const names = ['FRONTEND_GRPC_PORT', 'FRONTEND_HTTP_PORT', 'FRONTEND_MEMBERSHIP_PORT', 'MATCHING_GRPC_PORT', 'MATCHING_MEMBERSHIP_PORT', 'HISTORY_GRPC_PORT', 'HISTORY_MEMBERSHIP_PORT', 'WORKER_GRPC_PORT', 'WORKER_MEMBERSHIP_PORT'];
-  const ports = await freePorts(names.length);
+  const ports = await freeLowPorts(names.length);
   const portEnv = Object.fromEntries(names.map((n, i) => [n, String(ports[i])]));
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
