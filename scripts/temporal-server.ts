@@ -15,6 +15,8 @@
  * missing and we are root, otherwise an error saying what to install.
  *
  *   npx tsx scripts/temporal-server.ts     # build / locate; prints the paths as JSON
+ *
+ * TEMPORAL_SERVER_BUILD_TIMEOUT_MS stops a build that takes longer (exit 1, nothing cached).
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, cpSync, writeFileSync, readdirSync } from 'node:fs';
@@ -62,9 +64,22 @@ function complete(dir: string): boolean {
 }
 
 /** Runs a command, streaming its output with a prefix; rejects on a non-zero exit. */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void> {
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, log: (line: string) => void, timeoutMs?: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, so a timeout stops the whole build (go and its compilers).
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let timedOut = false;
+    const timer =
+      timeoutMs !== undefined
+        ? setTimeout(() => {
+            timedOut = true;
+            try {
+              process.kill(-child.pid!, 'SIGKILL');
+            } catch {
+              child.kill('SIGKILL');
+            }
+          }, timeoutMs)
+        : undefined;
     const tail: string[] = [];
     const onData = (chunk: Buffer): void => {
       for (const line of chunk.toString('utf8').split('\n')) {
@@ -78,7 +93,9 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, log: (line: st
     child.stderr.on('data', onData);
     child.once('error', reject);
     child.once('exit', (code, signal) => {
-      if (code === 0) resolve();
+      if (timer) clearTimeout(timer);
+      if (timedOut) reject(new Error(`${cmd} ${args.join(' ')} did not finish within ${timeoutMs} ms (stopped):\n${tail.slice(-5).join('\n')}`));
+      else if (code === 0) resolve();
       else reject(new Error(`${cmd} ${args.join(' ')} failed (code ${code}, signal ${signal}):\n${tail.join('\n')}`));
     });
   });
@@ -89,7 +106,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, log: (line: st
  *
  * @throws when there is no Go toolchain, or the build fails (with its last output lines).
  */
-export async function ensureTemporalServer(opts: { log?: (line: string) => void } = {}): Promise<TemporalServerBuild> {
+export async function ensureTemporalServer(opts: { log?: (line: string) => void; timeoutMs?: number } = {}): Promise<TemporalServerBuild> {
   const log = opts.log ?? ((l: string) => console.error(`[temporal-server] ${l}`));
   const dir = path.join(cacheRoot(), `temporal-server-${TEMPORAL_SERVER_VERSION}`);
   if (complete(dir)) return { ...layout(dir), built: false, buildMs: 0 };
@@ -106,10 +123,21 @@ export async function ensureTemporalServer(opts: { log?: (line: string) => void 
   const niceAvailable = existsSync('/usr/bin/nice') || existsSync('/bin/nice');
   const goArgs = ['install', `${MODULE}/cmd/server@v${TEMPORAL_SERVER_VERSION}`, `${MODULE}/cmd/tools/sql@v${TEMPORAL_SERVER_VERSION}`];
   let lines = 0;
-  await run(niceAvailable ? 'nice' : 'go', niceAvailable ? ['-n', '10', 'go', ...goArgs] : goArgs, env, (l) => {
-    // `go: downloading ...` lines are hundreds: show every 50th.
-    if (!l.startsWith('go: downloading') || ++lines % 50 === 1) log(l);
-  });
+  try {
+    await run(
+      niceAvailable ? 'nice' : 'go',
+      niceAvailable ? ['-n', '10', 'go', ...goArgs] : goArgs,
+      env,
+      (l) => {
+        // `go: downloading ...` lines are hundreds: show every 50th.
+        if (!l.startsWith('go: downloading') || ++lines % 50 === 1) log(l);
+      },
+      opts.timeoutMs,
+    );
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
   renameSync(path.join(tmp, 'bin', 'server'), path.join(tmp, 'bin', 'temporal-server'));
   renameSync(path.join(tmp, 'bin', 'sql'), path.join(tmp, 'bin', 'temporal-sql-tool'));
   // The schema files of the same module version (go env GOMODCACHE / go mod download).
@@ -166,7 +194,9 @@ export async function ensurePostgres(opts: { log?: (line: string) => void } = {}
 if (require.main === module) {
   (async () => {
     const pg = await ensurePostgres();
-    const build = await ensureTemporalServer();
+    // TEMPORAL_SERVER_BUILD_TIMEOUT_MS bounds a build (CI: a slow Go proxy skips the cluster tier).
+    const timeout = Number(process.env.TEMPORAL_SERVER_BUILD_TIMEOUT_MS ?? 0);
+    const build = await ensureTemporalServer(timeout > 0 ? { timeoutMs: timeout } : {});
     console.log(JSON.stringify({ ...build, postgresBin: pg }, null, 2));
   })().catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : String(err));

@@ -239,6 +239,11 @@ it('the cluster serves every simulator address its documented outcome (2 workers
   });
 });
 
+// Policies: a lifecycle closes at the later of its delivery deadline and the end of its complaint
+// window (docs/ARCHITECTURE.md rule 6), so the deadline sets each batch's duration. It must outlast
+// the injected outage (no outcome by the deadline means `unconfirmed`), and the
+// complaint window must outlast the delay of a Complaint behind its Delivery. The restart scenarios
+// use success and bounce only: their outcome does not depend on a window.
 const LOAD_KINDS: AddressKind[] = ['success', 'bounce', 'complaint'];
 const kindsOf = (n: number, of: AddressKind[]): AddressKind[] => Array.from({ length: n }, (_, i) => of[i % of.length]!);
 
