@@ -410,6 +410,8 @@ export async function startCluster(): Promise<Cluster> {
   timings.buildMs = Date.now() - t;
   const root = mkdtempSync(path.join(os.tmpdir(), 'ses-lifecycle-cluster-'));
   chmodSync(root, 0o755); // the postgres user must reach its data folder inside
+  // Registered first, so on a crash it runs last: after PostgreSQL and the server are killed.
+  onExit('cluster-dir', () => rmSync(root, { recursive: true, force: true }));
   let postgres: Postgres | undefined;
   let temporal: TemporalServer | undefined;
   try {
@@ -440,6 +442,7 @@ export async function startCluster(): Promise<Cluster> {
       await tp.stop().catch((err: unknown) => log(`temporal stop: ${String(err)}`));
       await pg.dispose();
       rmSync(root, { recursive: true, force: true });
+      forgetOnExit('cluster-dir');
     },
   };
 }
