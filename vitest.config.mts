@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The cluster tier (real Temporal server on PostgreSQL) runs with `npm run test:cluster`.
+    exclude: [...configDefaults.exclude, 'test/cluster/**'],
     globalSetup: ['test/global-setup.ts', 'test/global-bundle.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -334,3 +334,24 @@ describe('Dockerfile and .dockerignore (static checks; no engine needed)', () =>
   });
 });
 
+
+describe('one source of deployment truth: compose mounts the server config test:cluster runs (static; no engine needed)', () => {
+  const composeText = readFileSync(COMPOSE_FILE, 'utf8');
+
+  it('the temporal service mounts deploy/temporal/config and deploy/temporal/dynamicconfig and starts with them', async () => {
+    const { SERVER_CONFIG_DIR, SERVER_CONFIG_ENV, DYNAMIC_CONFIG_FILE } = await import('./cluster/cluster');
+    const { TEMPORAL_SERVER_VERSION } = await import('../scripts/temporal-server');
+    const rel = (p: string): string => `./${path.relative(ROOT, p)}`;
+    expect(composeText).toContain(`- ${rel(SERVER_CONFIG_DIR)}:/etc/temporal/config/ses-lifecycle:ro`);
+    expect(composeText).toContain(`- ${rel(path.dirname(DYNAMIC_CONFIG_FILE))}:/etc/temporal/config/dynamicconfig:ro`);
+    expect(composeText).toContain(`DYNAMIC_CONFIG_FILE_PATH: /etc/temporal/config/dynamicconfig/${path.basename(DYNAMIC_CONFIG_FILE)}`);
+    expect(composeText).toContain(`entrypoint: ["temporal-server", "--root", "/etc/temporal", "--config", "config/ses-lifecycle", "--env", "${SERVER_CONFIG_ENV}", "--allow-no-auth", "start"]`);
+    // The same server version as the one test:cluster builds, and the schema tool of that version.
+    expect(composeText).toContain(`image: temporalio/server:\${TEMPORAL_VERSION:-${TEMPORAL_SERVER_VERSION}}`);
+    expect(composeText.match(/temporalio\/admin-tools:\$\{TEMPORAL_ADMINTOOLS_VERSION:-([\d.]+)\}/g)?.every((m) => m.endsWith(`${TEMPORAL_SERVER_VERSION}}`))).toBe(true);
+    const serverConfig = readFileSync(path.join(SERVER_CONFIG_DIR, `${SERVER_CONFIG_ENV}.yaml`), 'utf8');
+    // The server renders the file as a template only with this marker in its first 1 KB.
+    expect(serverConfig.slice(0, 1024)).toMatch(/^# enable-template$/m);
+    expect(serverConfig).toMatch(/visibilityStore: postgres-visibility/);
+  });
+});
