@@ -18,6 +18,7 @@ import {
 } from '@temporalio/client';
 import { z } from 'zod';
 import {
+  CORE_MEMO,
   CURRENT_CORE,
   DEFAULT_POLICY,
   durationMs,
@@ -373,7 +374,7 @@ export class LifecycleClient {
         args: [wfInput],
         workflowIdConflictPolicy: 'USE_EXISTING',
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        memo: { [CONTENT_HASH_MEMO]: contentHash },
+        memo: { [CONTENT_HASH_MEMO]: contentHash, [CORE_MEMO]: CURRENT_CORE },
         typedSearchAttributes: [
           { key: SA.status, value: 'sending' },
           { key: SA.recipients, value: recipients },

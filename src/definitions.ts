@@ -29,6 +29,23 @@ export interface SesEventSignal {
 /** Delivers one SES event to its lifecycle. Duplicates (same `event.id`) are ignored. */
 export const sesEventSignal = defineSignal<[SesEventSignal]>('sesEvent');
 
+/** Payload of the `sesEvents` signal: several events of one lifecycle at once. */
+export interface SesEventsSignal {
+  events: SesEvent[];
+}
+
+/**
+ * Delivers a batch of SES events (the webhook batches opens and clicks per lifecycle under a
+ * flood, so one signal carries many). Handled by lifecycles with `core: 2` (memo {@link CORE_MEMO}).
+ */
+export const sesEventsSignal = defineSignal<[SesEventsSignal]>('sesEvents');
+
+/** Most events one `sesEvents` signal carries (the webhook's batches are smaller). */
+export const MAX_BATCH_EVENTS = 200;
+
+/** Memo key holding a message lifecycle's code version (`core`), read by the webhook. */
+export const CORE_MEMO = 'core';
+
 /** Current state of a lifecycle. */
 export interface LifecycleStatus extends LifecycleSummary {
   lifecycleId: string;

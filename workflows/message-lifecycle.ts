@@ -24,6 +24,8 @@ import {
   CURRENT_CORE,
   SA,
   sesEventSignal,
+  sesEventsSignal,
+  MAX_BATCH_EVENTS,
   statusQuery,
   type LifecyclePolicy,
   type LifecycleResult,
@@ -58,6 +60,9 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
   const policy = resolvePolicy(input.policy);
   const state = new LifecycleState(input, policy);
   setHandler(sesEventSignal, ({ event }) => state.onEvent(event));
+  setHandler(sesEventsSignal, ({ events }) => {
+    for (const event of events.slice(0, MAX_BATCH_EVENTS)) state.onEvent(event);
+  });
   setHandler(statusQuery, () => state.snapshot());
 
   const timer = new WakeTimer(() => state.bump());

@@ -13,6 +13,8 @@ import {
   PATCHES,
   SA,
   sesEventSignal,
+  sesEventsSignal,
+  MAX_BATCH_EVENTS,
   statusQuery,
   type FollowUp,
   type LifecycleStatus,
@@ -78,6 +80,9 @@ export async function orphanLifecycle(input: OrphanLifecycleInput): Promise<Life
     };
   };
   setHandler(sesEventSignal, ({ event }) => record(event));
+  setHandler(sesEventsSignal, ({ events }) => {
+    for (const event of events.slice(0, MAX_BATCH_EVENTS)) record(event);
+  });
   setHandler(statusQuery, () => snapshot());
 
   const timer = new WakeTimer(() => host.bump());

@@ -10,16 +10,20 @@
 import { isGrpcServiceError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { LRUCache } from 'lru-cache';
 import {
+  CORE_MEMO,
+  CURRENT_CORE,
   ORPHAN_IDLE_TIMEOUT,
   orphanWorkflowId,
   SA,
   sesEventSignal,
+  sesEventsSignal,
   TASK_QUEUE,
   WORKFLOW_ID_PREFIX,
   WORKFLOW_TYPE,
   type Duration,
   type OrphanLifecycleInput,
   type SesEventSignal,
+  type SesEventsSignal,
 } from '../definitions';
 import type { SesEvent } from '../lifecycle';
 
@@ -50,6 +54,55 @@ export interface EventRouterOptions {
   dedupeSize?: number;
   /** How long a delivery key is remembered. Default 3 h (the replay window). */
   dedupeTtlMs?: number;
+  /** How long an open or click waits for others of its lifecycle to share one signal. Default 50 ms. */
+  engagementLingerMs?: number;
+}
+
+/**
+ * Batches opens and clicks per lifecycle: the first event of a lifecycle starts a short linger,
+ * every event arriving meanwhile joins, and one `sesEvents` signal carries them all. Each
+ * caller's promise settles with that signal, so the webhook answers SNS only once its event is
+ * recorded in Temporal (a failed signal fails every caller: 5xx, SNS retries; the workflow dedupes).
+ */
+class EngagementBatcher {
+  private readonly pending = new Map<string, { events: SesEvent[]; waiters: { resolve: () => void; reject: (err: unknown) => void }[] }>();
+  private static readonly MAX = 100;
+
+  constructor(
+    private readonly client: Client,
+    private readonly rpcTimeoutMs: number,
+    private readonly lingerMs: number,
+  ) {}
+
+  add(workflowId: string, event: SesEvent): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let batch = this.pending.get(workflowId);
+      if (!batch) {
+        batch = { events: [], waiters: [] };
+        this.pending.set(workflowId, batch);
+        const b = batch;
+        setTimeout(() => this.flush(workflowId, b), this.lingerMs);
+      }
+      batch.events.push(event);
+      batch.waiters.push({ resolve, reject });
+      if (batch.events.length >= EngagementBatcher.MAX) this.flush(workflowId, batch);
+    });
+  }
+
+  private flush(workflowId: string, batch: { events: SesEvent[]; waiters: { resolve: () => void; reject: (err: unknown) => void }[] }): void {
+    if (this.pending.get(workflowId) !== batch) return; // flushed already (full)
+    this.pending.delete(workflowId);
+    this.client
+      .withDeadline(Date.now() + this.rpcTimeoutMs, () => this.client.workflow.getHandle(workflowId).signal(sesEventsSignal, { events: batch.events } satisfies SesEventsSignal))
+      .then(
+        () => {
+          for (const w of batch.waiters) w.resolve();
+        },
+        (err: unknown) => {
+          for (const w of batch.waiters) w.reject(err);
+        },
+      );
+  }
 }
 
 /** gRPC status INVALID_ARGUMENT (the request can never succeed as it is). */
@@ -95,13 +148,16 @@ export class EventRouter {
   private readonly recent: LRUCache<string, string>;
   private readonly inFlight = new Map<string, Promise<RecordResult>>();
   /** Workflow ids checked to be message lifecycles (type), so a claim is verified once per instance. */
-  private readonly lifecycleTypes = new LRUCache<string, boolean>({ max: 20_000, ttl: 24 * 3_600_000 });
+  private readonly lifecycleTypes = new LRUCache<string, { ours: boolean; batches: boolean }>({ max: 20_000, ttl: 24 * 3_600_000 });
+  /** Engagement events waiting to be signalled together, per lifecycle (see {@link EngagementBatcher}). */
+  private readonly batcher: EngagementBatcher;
 
   constructor(private readonly opts: EventRouterOptions) {
     this.client = opts.client;
     this.taskQueue = opts.taskQueue ?? TASK_QUEUE;
     this.rpcTimeoutMs = opts.rpcTimeoutMs ?? 8_000;
     this.recent = new LRUCache<string, string>({ max: opts.dedupeSize ?? 10_000, ttl: opts.dedupeTtlMs ?? 3 * 3_600_000 });
+    this.batcher = new EngagementBatcher(this.client, this.rpcTimeoutMs, opts.engagementLingerMs ?? 50);
   }
 
   /** The dedupe key of an event: its SNS MessageId when it came in a verified envelope, else its identity. */
@@ -153,17 +209,17 @@ export class EventRouter {
     }
   }
 
-  /** True when `workflowId` is a message lifecycle (our type), checked once and cached. */
-  private async isMessageLifecycle(workflowId: string): Promise<boolean> {
+  /** Whether `workflowId` is a message lifecycle (our type) and takes batches, checked once and cached. */
+  private async lifecycleKind(workflowId: string): Promise<{ ours: boolean; batches: boolean }> {
     const cached = this.lifecycleTypes.get(workflowId);
     if (cached !== undefined) return cached;
     try {
       const d = await this.client.workflow.getHandle(workflowId).describe();
-      const ours = d.type === WORKFLOW_TYPE.message;
-      this.lifecycleTypes.set(workflowId, ours);
-      return ours;
+      const kind = { ours: d.type === WORKFLOW_TYPE.message, batches: d.memo?.[CORE_MEMO] === CURRENT_CORE };
+      this.lifecycleTypes.set(workflowId, kind);
+      return kind;
     } catch (err) {
-      if (isWorkflowGone(err)) return false;
+      if (isWorkflowGone(err)) return { ours: false, batches: false };
       throw err;
     }
   }
@@ -173,13 +229,19 @@ export class EventRouter {
     let target = claimed !== undefined && MESSAGE_WORKFLOW_ID.test(claimed) ? claimed : await this.findBySesMessageId(event.sesMessageId);
     // Only workflows of our own type are ever signalled: a `lifecycle-id` naming any other
     // workflow would lose the event there.
-    if (target !== undefined && !(await this.isMessageLifecycle(target))) target = undefined;
+    const kind = target !== undefined ? await this.lifecycleKind(target) : undefined;
+    if (target !== undefined && !kind?.ours) target = undefined;
     if (target === undefined && event.type.startsWith('Unknown:')) {
       return { outcome: 'ignored', workflowId: '', reason: `event type ${event.type.slice(8)} is unknown to this version and no lifecycle sent message ${event.sesMessageId}` };
     }
     if (target !== undefined) {
       try {
-        await this.client.workflow.getHandle(target).signal(sesEventSignal, { event: slimForSignal(event) } satisfies SesEventSignal);
+        if (kind?.batches && (event.type === 'Open' || event.type === 'Click')) {
+          // A tracking pixel can flood one lifecycle: its opens and clicks share signals.
+          await this.batcher.add(target, slimForSignal(event));
+        } else {
+          await this.client.workflow.getHandle(target).signal(sesEventSignal, { event: slimForSignal(event) } satisfies SesEventSignal);
+        }
         return { outcome: 'signalled', workflowId: target };
       } catch (err) {
         if (!isWorkflowGone(err)) throw err;
