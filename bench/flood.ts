@@ -42,7 +42,18 @@ function post(stack: RunningStack, poster: Poster, event: object): Promise<{ sta
     Message: JSON.stringify(event),
     Timestamp: new Date().toISOString(),
   } as never);
-  return poster.post(JSON.stringify(message), { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': 'Notification', 'x-amz-sns-message-id': messageId });
+  const body = JSON.stringify(message);
+  const headers = { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': 'Notification', 'x-amz-sns-message-id': messageId };
+  // Like SNS: a connection the server closed (keep-alive limits) is retried with the same body.
+  return (async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await poster.post(body, headers);
+      } catch (err) {
+        if (attempt >= 5) throw err;
+      }
+    }
+  })();
 }
 
 async function runsOf(client: Client, workflowId: string): Promise<{ runs: number; maxEvents: number; maxInputBytes: number }> {

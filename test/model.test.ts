@@ -180,3 +180,25 @@ it('the workflow agrees with the pure reducer on generated event sets, and suppr
     { numRuns: 25, seed: 20_261_201, endOnFailure: true },
   );
 }, HANG_GUARD_MS);
+
+it('a burst of opens through the webhook shares signals: every open counted, far fewer signals than opens', async () => {
+  const to = `silent+burst${Date.now() % 1e6}@sandbox.ses-lifecycle.test`;
+  const email = await stack.lc.sendTracked({ from: 'app@example.com', to: [to], subject: 'burst', text: 'x', policy: { deliveryDeadline: '300s', complaintWindow: '300s' } });
+  const sent = await email.waitFor((s) => s.attempts.some((a) => a.sesMessageId !== undefined), { timeoutMs: stallBudget(0) });
+  const sesId = sent.attempts[0]!.sesMessageId!;
+  const base = Date.now();
+  const OPENS = 60;
+  const statuses = await Promise.all(
+    Array.from({ length: OPENS }, (_, i) =>
+      post({ eventType: 'Open', mail: { timestamp: new Date(base).toISOString(), source: 'app@example.com', messageId: sesId, destination: [to], tags: { 'lifecycle-id': [email.id] } }, open: { timestamp: new Date(base + i).toISOString(), ipAddress: '192.0.2.1', userAgent: `burst-${i}` } }),
+    ),
+  );
+  expect(statuses.every((st) => st === 200)).toBe(true);
+  const s = await email.waitFor((x) => (x.engagement?.opens ?? 0) === OPENS, { timeoutMs: stallBudget(0) });
+  expect(s.recipients[0]).toMatchObject({ status: 'delivered', opens: OPENS });
+  const history = await stack.client.workflow.getHandle(email.id).fetchHistory();
+  const signals = (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+  console.log(`[burst] ${OPENS} opens in ${signals} signals`);
+  expect(signals).toBeLessThan(OPENS / 2);
+  await stack.client.workflow.getHandle(email.id).cancel();
+}, HANG_GUARD_MS);
