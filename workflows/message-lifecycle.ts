@@ -87,8 +87,6 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
     lastIds = ids.join(',');
     lastStates = states.values.join(',');
     const extra = states.dropped > 0 ? ['', `${states.dropped} recipient states are not in the EmailRecipients search attribute (size limit); all are listed above.`] : [];
-    // Details are metadata of the live task, not a command: a replay need not render them.
-    if (workflowInfo().unsafe.isReplaying) return;
     const details = renderDetails(state.snapshot(s), extra);
     if (details !== lastDetails) setCurrentDetails(details);
     lastDetails = details;

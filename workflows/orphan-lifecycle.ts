@@ -103,7 +103,6 @@ export async function orphanLifecycle(input: OrphanLifecycleInput): Promise<Life
       input.claimedLifecycleId ? `Events named lifecycle **${input.claimedLifecycleId}**, which did not send this message or is closed.` : 'Events name no lifecycle (sent outside sendTracked?).',
       ...(fit.dropped > 0 ? [`${fit.dropped} recipients or recipient states are not in the EmailRecipients search attribute (size limit); all are listed here and in the status query.`] : []),
     ];
-    if (workflowInfo().unsafe.isReplaying) return;
     const details = renderDetails(s, extra);
     if (details !== lastDetails) setCurrentDetails(details);
     lastDetails = details;
