@@ -198,11 +198,14 @@ describe('lifecycle rules', () => {
     expect(deriveRecipients(events, facts).map((r) => r.status)).toEqual(['delivered', 'delivered']);
   });
 
-  it('suppressed recipients stay suppressed; message status delivered ignores nothing else', () => {
+  it('suppressed recipients stay suppressed; a suppressed cc never hides a delivered recipient', () => {
     const facts = { ...factsFor([A, B], [{ id: 'm1', rcpts: [A] }]), suppressed: [B] };
     const s = summarize(new EventSet([ev('Delivery', [A], '2026-01-01T00:00:01Z')]), facts);
     expect(s.recipients.map((r) => r.status)).toEqual(['delivered', 'suppressed']);
-    expect(messageStatus(s.recipients)).toBe('suppressed');
+    expect(messageStatus(s.recipients)).toBe('delivered');
+    // Everybody suppressed: the message is suppressed.
+    const all = summarize(new EventSet(), { ...factsFor([A, B], []), suppressed: [A, B] });
+    expect(messageStatus(all.recipients)).toBe('suppressed');
   });
 
   it('an SES refusal marks recipients failed', () => {
