@@ -7,22 +7,18 @@
  *
  *   npm run bench:flood -- --opens 20000 --concurrency 32
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import pino from 'pino';
 import { writeFileSync } from 'node:fs';
-import { loadConfig } from '../src/config';
 import { orphanWorkflowId, statusQuery, type LifecycleStatus } from '../src/definitions';
-import { startStack, type RunningStack } from '../src/stack';
-import { freePorts } from '../src/temporal-cli';
+import { startStack, throwawayStackConfig, type RunningStack } from '../src/stack';
 import { WORKFLOWS_PATH } from '../src/worker';
 import { startWorkerChild } from './children';
 import { pool, Poster } from './load';
+import { signedSesNotification } from './sns';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,17 +29,7 @@ const CONCURRENCY = arg('concurrency', 32);
 const RECIPIENTS = 50;
 
 function post(stack: RunningStack, poster: Poster, event: object): Promise<{ status: number; text: string }> {
-  const messageId = randomUUID();
-  const message = stack.sandbox!.signMessage({
-    Type: 'Notification',
-    MessageId: messageId,
-    TopicArn: stack.topicArn!,
-    Subject: 'Amazon SES Email Event Notification',
-    Message: JSON.stringify(event),
-    Timestamp: new Date().toISOString(),
-  } as never);
-  const body = JSON.stringify(message);
-  const headers = { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': 'Notification', 'x-amz-sns-message-id': messageId };
+  const { body, headers } = signedSesNotification(stack.sandbox!, stack.topicArn!, event);
   // Like SNS: a connection the server closed (keep-alive limits) is retried with the same body.
   return (async () => {
     for (let attempt = 1; ; attempt++) {
@@ -108,17 +94,7 @@ async function flood(stack: RunningStack, poster: Poster, label: string, workflo
 }
 
 async function main(): Promise<void> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ses-lifecycle-flood-'));
-  const [temporalPort, uiPort, sandboxPort, sandboxHttps, webhookPort] = await freePorts(5);
-  const config = loadConfig({
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'warn',
-    TEMPORAL_PORT: String(temporalPort),
-    TEMPORAL_UI_PORT: String(uiPort),
-    SANDBOX_PORT: String(sandboxPort),
-    SANDBOX_HTTPS_PORT: String(sandboxHttps),
-    WEBHOOK_PORT: String(webhookPort),
-  });
+  const { config, dataDir, remove } = await throwawayStackConfig('flood');
   const stack = await startStack({ config, logger: pino({ level: 'warn' }), withoutWorker: true, sandbox: { maxSendRate: 100 } });
   const bundlePath = path.join(dataDir, 'bundle.js');
   writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') })).code);
@@ -158,7 +134,7 @@ async function main(): Promise<void> {
   } finally {
     await worker.stop();
     await stack.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    remove();
   }
 }
 

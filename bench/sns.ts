@@ -29,12 +29,21 @@ let seq = 0;
 export function signedEvent(sandbox: SesSandbox, topicArn: string, kind: EventKind, lc: SentLifecycle, version: '1' | '2' = '2'): SignedPost {
   const at = new Date(Date.now() + (seq++ % 1000)).toISOString();
   const event = sesEventJson(kind, { messageId: lc.sesMessageId, recipients: [lc.recipient], at, lifecycleId: lc.lifecycleId });
+  return signedSesNotification(sandbox, topicArn, event, version);
+}
+
+/**
+ * Signs any SES event JSON as the SNS Notification SES would publish (with SES's Subject), with a
+ * fresh SNS MessageId, and the headers SNS sends with it.
+ */
+export function signedSesNotification(sandbox: SesSandbox, topicArn: string, event: object, version?: '1' | '2'): SignedPost {
   const messageId = randomUUID();
   const message = sandbox.signMessage(
     {
       Type: 'Notification',
       MessageId: messageId,
       TopicArn: topicArn,
+      Subject: 'Amazon SES Email Event Notification',
       Message: JSON.stringify(event),
       Timestamp: new Date().toISOString(),
       UnsubscribeURL: `${sandbox.httpsOrigin}/?Action=Unsubscribe&SubscriptionArn=${encodeURIComponent(`${topicArn}:bench`)}`,

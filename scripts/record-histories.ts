@@ -8,23 +8,22 @@
  * short policy durations, drives each path, waits for it to close (or cancels it), then saves
  * each workflow's history as JSON (the format `Worker.runReplayHistories` reads).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import type { WorkflowHandle } from '@temporalio/client';
 import { execFileSync } from 'node:child_process';
-import { loadConfig } from '../src/config';
-import { startStack } from '../src/stack';
+import { startStack, throwawayStackConfig } from '../src/stack';
+import { signedSesNotification } from '../bench/sns';
 import { freePorts, resolveTemporalCli } from '../src/temporal-cli';
 
 const label = process.argv[2] ?? 'current';
 const outDir = path.join(__dirname, '..', 'test', 'replay', 'histories', label);
 
 async function main(): Promise<void> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ses-lifecycle-record-'));
-  const [temporalPort, uiPort, sandboxPort, sandboxHttps, webhookPort, callbackPort] = await freePorts(6);
+  const { config, remove } = await throwawayStackConfig('record', { CALLBACK_SECRET: 'record-histories-secret-0123456789', CALLBACK_ALLOWED_HOSTS: '127.0.0.1' });
+  const [callbackPort] = await freePorts(1);
   // A callback receiver (the app side of the callback path).
   const received: string[] = [];
   const receiver = http.createServer((req, res) => {
@@ -36,16 +35,6 @@ async function main(): Promise<void> {
     });
   });
   await new Promise<void>((r) => receiver.listen(callbackPort, '127.0.0.1', r));
-  const config = loadConfig({
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'warn',
-    TEMPORAL_PORT: String(temporalPort),
-    TEMPORAL_UI_PORT: String(uiPort),
-    SANDBOX_PORT: String(sandboxPort),
-    SANDBOX_HTTPS_PORT: String(sandboxHttps),
-    WEBHOOK_PORT: String(webhookPort),
-    CALLBACK_SECRET: 'record-histories-secret-0123456789',
-  });
   const stack = await startStack({ config, logger: pino({ level: 'warn' }), sandbox: { maxSendRate: 100, sns: { retryDelayMs: 200 } } });
   const run = Date.now().toString(36);
   const fast = { deliveryDeadline: '4s', complaintWindow: '1s', resendBackoff: '1s', ambiguousSendWait: '2s', sendTimeout: '3s' };
@@ -127,7 +116,7 @@ async function main(): Promise<void> {
   } finally {
     await stack.stop();
     receiver.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    remove();
   }
   console.log(`callbacks received: ${received.length}; histories in ${outDir}`);
 }
@@ -146,19 +135,10 @@ async function recordOrphan(webhookUrl: string, stack: Awaited<ReturnType<typeof
   return `orphan-${sesId}`;
 }
 
-let posted = 0;
 /** Posts one SES event as a signed SNS notification to the webhook; true on 200. */
 async function postEvent(stack: Awaited<ReturnType<typeof startStack>>, event: object, webhookUrl = stack.webhookUrl): Promise<boolean> {
-  posted += 1;
-  const msg = stack.sandbox!.signMessage({
-    Type: 'Notification',
-    MessageId: `replay-${Date.now()}-${posted}`,
-    TopicArn: stack.topicArn!,
-    Subject: 'Amazon SES Email Event Notification',
-    Message: JSON.stringify(event),
-    Timestamp: new Date().toISOString(),
-  } as never);
-  const res = await fetch(webhookUrl, { method: 'POST', headers: { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': 'Notification' }, body: JSON.stringify(msg) });
+  const { body, headers } = signedSesNotification(stack.sandbox!, stack.topicArn!, event);
+  const res = await fetch(webhookUrl, { method: 'POST', headers, body });
   if (res.status !== 200) console.error(`event post answered ${res.status}: ${await res.text()}`);
   return res.status === 200;
 }

@@ -3,17 +3,18 @@
  * sandbox (sandbox mode), the SNS webhook, and the worker. Used by `ses-lifecycle dev`/`demo`,
  * the benchmarks, and the end-to-end tests.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkerOptions } from '@temporalio/worker';
 import pino, { type Logger } from 'pino';
 import { LifecycleClient } from './client';
-import type { Config } from './config';
+import { loadConfig, type Config } from './config';
 import { durationMs, SEARCH_ATTRIBUTES } from './definitions';
 import { startSesSandbox, type SandboxOptions, type SesSandbox } from './sandbox';
-import { noTemporalCliError, resolveTemporalCli, startDevServer, startDevServerViaSdkDownload, type DevServer } from './temporal-cli';
+import { freePorts, noTemporalCliError, resolveTemporalCli, startDevServer, startDevServerViaSdkDownload, type DevServer } from './temporal-cli';
 import { lockDataDir } from './data-dir-lock';
 import { startWebhookServer, type WebhookServer } from './webhook';
 import { createLifecycleWorker, createSesClient } from './worker';
@@ -307,4 +308,25 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * Config of a throwaway embedded stack for scripts and benchmarks: its own temporary DATA_DIR and
+ * free ports for the dev server, UI, sandbox and webhook, so it never meets `npm start`'s stack.
+ * `remove()` deletes the folder (call it after `stop()`).
+ */
+export async function throwawayStackConfig(prefix: string, env: Record<string, string> = {}): Promise<{ config: Readonly<Config>; dataDir: string; remove: () => void }> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), `ses-lifecycle-${prefix}-`));
+  const [temporalPort, uiPort, sandboxPort, sandboxHttps, webhookPort] = await freePorts(5);
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'warn',
+    TEMPORAL_PORT: String(temporalPort),
+    TEMPORAL_UI_PORT: String(uiPort),
+    SANDBOX_PORT: String(sandboxPort),
+    SANDBOX_HTTPS_PORT: String(sandboxHttps),
+    WEBHOOK_PORT: String(webhookPort),
+    ...env,
+  });
+  return { config, dataDir, remove: () => rmSync(dataDir, { recursive: true, force: true }) };
 }
