@@ -155,10 +155,12 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Adds an address to the SES account suppression list (idempotent). */
-    async suppressAddress(input: { email: string; reason: 'BOUNCE' | 'COMPLAINT'; lifecycleId: string }): Promise<void> {
+    async suppressAddress(input: { email: string; reason: 'BOUNCE' | 'COMPLAINT'; lifecycleId: string }): Promise<{ suppressed: string; reason: 'BOUNCE' | 'COMPLAINT' }> {
       try {
         await ses.send(new PutSuppressedDestinationCommand({ EmailAddress: input.email, Reason: input.reason }));
         log.info('address suppressed', { lifecycleId: input.lifecycleId, reason: input.reason });
+        // A JSON result (not void's binary/null payload) so the Web UI shows what was done.
+        return { suppressed: input.email, reason: input.reason };
       } catch (err) {
         const c = classifySesError(err);
         workerMetrics.sesErrors.inc({ type: c.type, operation: 'PutSuppressedDestination' });

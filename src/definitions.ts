@@ -48,6 +48,8 @@ export const CORE_MEMO = 'core';
 
 /** Current state of a lifecycle. */
 export interface LifecycleStatus extends LifecycleSummary {
+  /** One readable line: status, phase, and per recipient what happened and why (absent in results of older versions). */
+  headline?: string;
   lifecycleId: string;
   kind: 'message' | 'orphan';
   /** Where the workflow is in its life. */
@@ -319,6 +321,16 @@ export function durationMs(d: Duration): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(d);
   if (!m) throw new RangeError(`invalid duration "${d}": use a number of ms or e.g. "30s", "15m", "48h", "7d"`);
   return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!);
+}
+
+/** A {@link Duration} as people read it: `"48h"` stays `"48h"`, `172800000` becomes `"48h"`. */
+export function formatDuration(d: Duration): string {
+  if (typeof d === 'string') return d.trim();
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const size = DURATION_UNITS[unit]!;
+    if (d >= size && d % size === 0) return `${d / size}${unit}`;
+  }
+  return `${d}ms`;
 }
 
 /**

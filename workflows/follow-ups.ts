@@ -6,6 +6,7 @@
  */
 import {
   ActivityFailure,
+  type ActivityOptions,
   ApplicationFailure,
   condition,
   getExternalWorkflowHandle,
@@ -30,25 +31,27 @@ import {
 import type { SesEvent } from '../src/lifecycle';
 
 /** Suppression is idempotent: transient failures are retried with backoff for a day. */
-const { suppressAddress } = proxyActivities<Activities>({
+const SUPPRESS_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '30s',
   scheduleToCloseTimeout: '24h',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5m' },
-});
+};
+const { suppressAddress } = proxyActivities<Activities>(SUPPRESS_OPTIONS);
 
 /** App callbacks: retried with backoff for a day; 4xx answers (CallbackRejected) are final. */
-const { notifyCallback } = proxyActivities<Activities>({
+const CALLBACK_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '30s',
   scheduleToCloseTimeout: '24h',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10m', nonRetryableErrorTypes: [ErrorType.CallbackRejected] },
-});
+};
+const { notifyCallback } = proxyActivities<Activities>(CALLBACK_OPTIONS);
 
 /** The last callback of a cancelled lifecycle: tried briefly, then recorded. */
-const { notifyCallback: notifyCallbackOnce } = proxyActivities<Activities>({
+const CALLBACK_ONCE_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '15s',
   scheduleToCloseTimeout: '1m',
   retry: { initialInterval: '2s', maximumAttempts: 3, nonRetryableErrorTypes: [ErrorType.CallbackRejected] },
-});
+};
 
 function reason(err: unknown): string {
   const cause = err instanceof ActivityFailure ? err.cause : err;
@@ -81,7 +84,9 @@ export class Suppressions {
     h.suppressionsPending.add(email);
     this.active.add(email);
     this.running += 1;
-    suppressAddress({ email, reason: why, lifecycleId: this.lifecycleId }).then(
+    // The summary names the activity in the Web UI's event history (user metadata only).
+    const summary = `Suppress ${email} (${why === 'BOUNCE' ? 'hard bounce' : 'complaint'})`.slice(0, 200);
+    suppressAddress.executeWithOptions({ ...SUPPRESS_OPTIONS, summary }, [{ email, reason: why, lifecycleId: this.lifecycleId }]).then(
       () => {
         h.suppressionsDone.add(email);
         h.addFollowUp('suppressed', `${email} (${why})`);
@@ -143,7 +148,8 @@ export class CallbackOutbox {
     const payload = this.queue[0]!;
     this.inFlight = true;
     try {
-      await (once ? notifyCallbackOnce : notifyCallback)({ url: this.url, payload });
+      const summary = `Callback ${payload.eventId}: email ${payload.status}${once ? ' (lifecycle cancelled)' : ''}`.slice(0, 200);
+      await notifyCallback.executeWithOptions({ ...(once ? CALLBACK_ONCE_OPTIONS : CALLBACK_OPTIONS), summary }, [{ url: this.url, payload }]);
     } catch (err) {
       if (isCancellation(err)) throw err;
       this.host.addFollowUp('callback', `${payload.eventId} not delivered: ${reason(err)}`);

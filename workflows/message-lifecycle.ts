@@ -19,6 +19,7 @@ import {
 import {
   DEFAULT_POLICY,
   durationMs,
+  formatDuration,
   fitKeywordList,
   MAX_RUN_HISTORY_BYTES,
   CURRENT_CORE,
@@ -136,7 +137,7 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
           state.phase = 'awaiting-outcome';
           continue;
         }
-        timer.arm(state.resendDueAt);
+        timer.arm(state.resendDueAt, `resend backoff: ${soft.join(', ')}`.slice(0, 200));
       } else {
         state.resendDueAt = undefined;
         if (state.phase === 'resend-backoff') state.phase = 'awaiting-outcome';
@@ -151,7 +152,7 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
           state.addFollowUp('deadline', `no outcome by the delivery deadline: ${late.join(', ')}`);
           continue;
         }
-        timer.arm(state.deadlineAt);
+        timer.arm(state.deadlineAt, `delivery deadline (${formatDuration(policy.deliveryDeadline)})`);
       }
       if (!settled) state.windowEndsAt = undefined;
       if (settled) {
@@ -159,7 +160,7 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
         state.windowEndsAt ??= sentAny ? Math.max(Date.now() + durationMs(policy.complaintWindow), state.deadlineAt ?? 0) : Date.now();
         state.phase = 'complaint-window';
         if (Date.now() >= state.windowEndsAt) break;
-        timer.arm(state.windowEndsAt);
+        timer.arm(state.windowEndsAt, `complaint window (${formatDuration(policy.complaintWindow)})`);
       }
 
       // Continue-as-new with bounded state once the history is long; follow-ups finish first.

@@ -22,7 +22,7 @@ import {
   type OrphanLifecycleInput,
 } from '../src/definitions';
 import { EventStore, initialFacts, summarize, toSuppress, uniqueLower } from '../src/lifecycle';
-import { renderDetails } from './details';
+import { headline, renderDetails, suppressedOk } from './details';
 import { Suppressions } from './follow-ups';
 import { orphanLifecycleV1 } from './v1/orphan-lifecycle';
 import { WakeTimer } from './wake-timer';
@@ -64,8 +64,9 @@ export async function orphanLifecycle(input: OrphanLifecycleInput): Promise<Life
   const snapshot = (): LifecycleStatus => {
     const recipients = uniqueLower([...store.events().flatMap((e) => e.recipients), ...store.engagement().flatMap((t) => t.recipients)]).slice(0, 200);
     const facts = initialFacts(recipients);
-    const s = summarize(store, facts);
+    const s = { ...summarize(store, facts), sesMessageIds: [input.sesMessageId] };
     return {
+      headline: headline(s, 'orphan', phase, suppressedOk(host.suppressionsDone, host.followUps)),
       ...s,
       sesMessageIds: [input.sesMessageId],
       lifecycleId: workflowInfo().workflowId,
@@ -117,7 +118,7 @@ export async function orphanLifecycle(input: OrphanLifecycleInput): Promise<Life
       suppressions.start(email, reason);
     }
     if (Date.now() >= lastEventAt + idleMs && suppressions.idle) break;
-    timer.arm(lastEventAt + idleMs);
+    timer.arm(lastEventAt + idleMs, 'orphan idle timeout');
     if (workflowInfo().historyLength > HISTORY_EVENTS_LIMIT || workflowInfo().historySize > MAX_RUN_HISTORY_BYTES || workflowInfo().continueAsNewSuggested) {
       await suppressions.settled();
       const carried: OrphanCarriedState = {

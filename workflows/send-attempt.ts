@@ -28,7 +28,9 @@ function failureType(err: unknown): string {
 /** Sends attempt `attemptNo` to `recipients`; records the attempt (or the send error) in `state`. */
 export async function sendAttempt(state: LifecycleState, attemptNo: number, recipients: string[]): Promise<void> {
   const { input, policy, facts } = state;
-  const { sendEmail } = proxyActivities<Activities>({ startToCloseTimeout: durationMs(policy.sendTimeout), retry: { maximumAttempts: 1 } });
+  const sendOptions = { startToCloseTimeout: durationMs(policy.sendTimeout), retry: { maximumAttempts: 1 } };
+  const { sendEmail } = proxyActivities<Activities>(sendOptions);
+  const n = recipients.length;
   const m = input.message;
   const pick = (list: string[] | undefined) => (list ?? []).filter((a) => recipients.includes(a.toLowerCase()));
   const split = { to: pick(m.to), cc: pick(m.cc), bcc: pick(m.bcc) };
@@ -41,14 +43,16 @@ export async function sendAttempt(state: LifecycleState, attemptNo: number, reci
   try {
     for (;;) {
       try {
-        const result = await sendEmail({
+        // The summary names the activity in the Web UI's event history (user metadata only).
+        const summary = `SendEmail to ${n} recipient${n === 1 ? '' : 's'} (attempt ${attemptNo}${retries > 0 ? `, retry ${retries}` : ''})`;
+        const result = await sendEmail.executeWithOptions({ ...sendOptions, summary }, [{
           lifecycleId: input.lifecycleId,
           attempt: attemptNo,
           message: m,
           recipients: split,
           ...(input.configurationSetName !== undefined ? { configurationSetName: input.configurationSetName } : {}),
           checkSuppression: policy.checkSuppressionBeforeSend,
-        });
+        }]);
         for (const s of result.suppressed) if (!facts.suppressed.includes(s.toLowerCase())) facts.suppressed.push(s.toLowerCase());
         if (result.sesMessageId !== undefined || result.sentTo.length > 0) {
           const attempt: SendAttempt = { attempt: attemptNo, recipients: result.sentTo.map((r) => r.toLowerCase()), sentAt: new Date().toISOString() };
@@ -65,7 +69,7 @@ export async function sendAttempt(state: LifecycleState, attemptNo: number, reci
             state.addFollowUp('send-retry', `attempt ${attemptNo}: gave up after ${retries} retryable failures`);
             return;
           }
-          await sleep(retryDelay);
+          await sleep(retryDelay, { summary: `SendEmail retry backoff (${retries} of at most ${policy.maxSendRetries})` });
           retryDelay = Math.min(retryDelay * 2, SEND_RETRY_MAX_MS);
           continue;
         }

@@ -16,6 +16,7 @@ import {
   type LifecycleStatus,
   type MessageLifecycleInput,
 } from '../src/definitions';
+import { headline, suppressedOk } from './details';
 import { EventStore, initialFacts, summarize, type LifecycleFacts, type LifecycleSummary, type SesEvent } from '../src/lifecycle';
 
 /** Follow-ups kept in state and shown (older ones are dropped: bounded). */
@@ -151,6 +152,7 @@ export class LifecycleState {
 
   snapshot(s = this.summary()): LifecycleStatus {
     return {
+      headline: headline(s, 'message', this.phase, suppressedOk(this.suppressionsDone, this.followUps)),
       ...s,
       lifecycleId: this.input.lifecycleId,
       kind: 'message',

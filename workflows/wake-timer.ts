@@ -12,14 +12,17 @@ export class WakeTimer {
   /** `onFire` is called when a timer fires (the lifecycle bumps its version there). */
   constructor(private readonly onFire: () => void) {}
 
-  /** Ensures a timer fires at or before `at` (epoch ms). */
-  arm(at: number): void {
+  /**
+   * Ensures a timer fires at or before `at` (epoch ms). `summary` names it in the Web UI's event
+   * history ("delivery deadline", "complaint window"); user metadata, not part of replay matching.
+   */
+  arm(at: number, summary?: string): void {
     if (this.pending && this.pending.at <= at) return;
     this.pending?.scope.cancel();
     const scope = new CancellationScope();
     const t = { at, scope };
     this.pending = t;
-    scope.run(() => sleep(Math.max(1, at - Date.now()))).then(
+    scope.run(() => sleep(Math.max(1, at - Date.now()), summary !== undefined ? { summary } : undefined)).then(
       () => {
         if (this.pending === t) this.pending = undefined;
         this.onFire();

@@ -69,10 +69,17 @@ export async function openLocalPage(browser: Browser, allowedOrigin: string, vie
   return { context, page, problems };
 }
 
-/** Saves a full-page screenshot under test-artifacts/ and returns its path. */
-export async function screenshot(page: Page, name: string): Promise<string> {
-  mkdirSync(ARTIFACTS_DIR, { recursive: true });
-  const file = path.join(ARTIFACTS_DIR, name);
+/**
+ * Where the screenshots the README shows go: docs/screenshots/ when `UPDATE_DOCS_SCREENSHOTS=1`
+ * (`npm run docs:screenshots`), else test-artifacts/ like the others (a normal test run never
+ * rewrites committed files).
+ */
+export const DOCS_SHOTS = process.env.UPDATE_DOCS_SCREENSHOTS === '1' ? path.join(__dirname, '..', '..', 'docs', 'screenshots') : ARTIFACTS_DIR;
+
+/** Saves a full-page screenshot under `dir` (test-artifacts/ by default) and returns its path. */
+export async function screenshot(page: Page, name: string, dir = ARTIFACTS_DIR): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, name);
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
