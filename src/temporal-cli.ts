@@ -53,10 +53,14 @@ export interface StartDevServerOptions {
   cliPath: string;
   /** SQLite file for persistent state; omit to keep everything in memory. */
   dbFilename?: string;
-  /** gRPC frontend port; a free port when omitted. */
+  /** gRPC frontend port; a free port when omitted or 0. */
   port?: number;
-  /** Web UI port (only used with `ui: true`); a free port when omitted. */
+  /** Web UI port (only used with `ui: true`); a free port when omitted or 0. */
   uiPort?: number;
+  /** HTTP API port; a free port when omitted or 0. */
+  httpPort?: number;
+  /** Prometheus metrics port; a free port when omitted or 0. */
+  metricsPort?: number;
   /** Serve the Web UI. Default false (`--headless`). */
   ui?: boolean;
   /** Namespace to create at launch (the "default" namespace always exists). Default 'default'. */
@@ -78,6 +82,8 @@ export interface DevServer {
   address: string;
   /** Web UI URL when started with `ui: true`. */
   uiUrl?: string;
+  /** The server's Prometheus endpoint, when known (`…/metrics`). */
+  metricsUrl?: string;
   namespace: string;
   /** Process id of the `temporal` child process. */
   pid: number;
@@ -415,17 +421,20 @@ async function startDevServerOnce(opts: StartDevServerOptions): Promise<DevServe
   const namespace = opts.namespace ?? 'default';
   const ui = opts.ui === true;
 
-  const needed = 3 + (ui && opts.uiPort === undefined ? 1 : 0) - (opts.port === undefined ? 0 : 1);
-  const free = await freePorts(needed, ip);
-  const take = (): number => {
-    const p = free.shift();
-    if (p === undefined) throw new Error('internal: ran out of free ports');
-    return p;
+  // 0 or unset = any free port (the server itself cannot be given 0: the client must dial it).
+  const given = (p: number | undefined): number | undefined => (p === undefined || p === 0 ? undefined : p);
+  const wanted = [given(opts.port), given(opts.httpPort), given(opts.metricsPort), ui ? given(opts.uiPort) : 0];
+  const free = await freePorts(wanted.filter((p) => p === undefined).length, ip);
+  const take = (p: number | undefined): number => {
+    if (p !== undefined) return p;
+    const next = free.shift();
+    if (next === undefined) throw new Error('internal: ran out of free ports');
+    return next;
   };
-  const port = opts.port ?? take();
-  const httpPort = take();
-  const metricsPort = take();
-  const uiPort = ui ? (opts.uiPort ?? take()) : undefined;
+  const port = take(wanted[0]);
+  const httpPort = take(wanted[1]);
+  const metricsPort = take(wanted[2]);
+  const uiPort = ui ? take(wanted[3]) : undefined;
 
   const args = ['server', 'start-dev', '--ip', ip, '--port', String(port), '--http-port', String(httpPort), '--metrics-port', String(metricsPort), '--log-level', 'warn'];
   if (ui && uiPort !== undefined) args.push('--ui-port', String(uiPort));
@@ -514,6 +523,7 @@ async function startDevServerOnce(opts: StartDevServerOptions): Promise<DevServe
   return {
     address: hostPort,
     ...(uiUrl !== undefined ? { uiUrl } : {}),
+    metricsUrl: `http://${connectHost.includes(':') ? `[${connectHost}]` : connectHost}:${metricsPort}/metrics`,
     namespace,
     pid: child.pid ?? -1,
     recentOutput: () => output.text(),
@@ -727,7 +737,11 @@ export async function startDevServerViaSdkDownload(opts: Omit<StartDevServerOpti
       ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}),
       ...(opts.ui ? { ui: true, ...(opts.uiPort ? { uiPort: opts.uiPort } : {}) } : {}),
       searchAttributes: Object.entries(opts.searchAttributes ?? {}).map(([name, type]) => defineSearchAttributeKey(name, types[type])),
-      ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
+      extraArgs: [
+        ...(opts.httpPort ? ['--http-port', String(opts.httpPort)] : []),
+        ...(opts.metricsPort ? ['--metrics-port', String(opts.metricsPort)] : []),
+        ...(opts.extraArgs ?? []),
+      ],
     },
   });
   let stopped = false;

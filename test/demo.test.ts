@@ -33,4 +33,11 @@ it('demo --exit prints the outcome table with every expected outcome and exits 0
     expect(stdout).toMatch(new RegExp(`${local}\\+demo-[a-z0-9]+@${domain.replace(/\./g, '\\.')}\\s+${c.expect}\\s`));
   }
   expect(stdout).toContain(`http://127.0.0.1:${ui}/namespaces/default/workflows/msg-demo-`);
+  // stdout is a pipe here, as in a log: progress comes as separate lines, never `\r` rewrites.
+  expect(stdout).not.toContain('\r');
+  const progress = stdout.split('\n').filter((l) => /^\[\s*\d+s\] /.test(l));
+  expect(progress.length).toBeGreaterThan(0);
+  expect(new Set(progress.map((l) => l.replace(/^\[\s*\d+s\] /, ''))).size).toBe(progress.length);
+  expect(progress.every((l) => l.length < 300)).toBe(true);
+  expect(stdout).toContain('serves these links again');
 }, 120_000);

@@ -168,6 +168,24 @@ describe('startDevServer', () => {
     expect(processIsAlive(server.pid)).toBe(false);
   });
 
+  it('uses the HTTP and metrics ports it is given (0 = any free port)', async () => {
+    const [httpPort, metricsPort] = await freePorts(2);
+    const server = await startDevServer({ cliPath: inject('temporalCliPath'), port: 0, httpPort: httpPort!, metricsPort: metricsPort! });
+    try {
+      expect(server.address).not.toMatch(/:0$/);
+      expect(server.metricsUrl).toBe(`http://127.0.0.1:${metricsPort}/metrics`);
+      const metrics = await fetch(server.metricsUrl!);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toContain('# TYPE');
+      // The HTTP API answers on its port (namespaces list of the Temporal HTTP API).
+      const api = await fetch(`http://127.0.0.1:${httpPort}/api/v1/namespaces`);
+      expect(api.status).toBe(200);
+      await api.arrayBuffer();
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('reports the server output when the server cannot start', async () => {
     const [port] = await freePorts(1);
     await expect(
