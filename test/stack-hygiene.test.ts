@@ -6,7 +6,16 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DeleteSuppressedDestinationCommand, GetSuppressedDestinationCommand, ListSuppressedDestinationsCommand, PutSuppressedDestinationCommand } from '@aws-sdk/client-sesv2';
+import {
+  CreateConfigurationSetCommand,
+  DeleteSuppressedDestinationCommand,
+  GetConfigurationSetEventDestinationsCommand,
+  GetSuppressedDestinationCommand,
+  ListConfigurationSetsCommand,
+  ListSuppressedDestinationsCommand,
+  PutSuppressedDestinationCommand,
+  SendEmailCommand,
+} from '@aws-sdk/client-sesv2';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataDirLockedError, lockDataDir } from '../src/data-dir-lock';
 import { startSesSandbox } from '../src/sandbox';
@@ -100,6 +109,40 @@ describe('sandbox state under DATA_DIR', () => {
     } finally {
       ses3.destroy();
       await memory.close();
+    }
+  });
+
+  it('keeps configuration sets, their event destinations and the soft-bounce memory across a restart; the stack setup stays idempotent', async () => {
+    const stateDir = path.join(tmp, 'sandbox-config');
+    const first = await startSesSandbox({ stateDir });
+    const ses1 = createSesClient({ region: first.region, endpoint: first.endpoint, credentials: first.credentials });
+    try {
+      await ses1.send(new CreateConfigurationSetCommand({ ConfigurationSetName: 'app-events', SendingOptions: { SendingEnabled: true } }));
+      await first.createConfigurationSet('stack-set', { webhookUrl: 'http://127.0.0.1:9/sns' });
+      // softbounce@ bounces the first time only; after a restart it must not bounce again.
+      await ses1.send(new SendEmailCommand({ FromEmailAddress: 'app@example.com', ConfigurationSetName: 'stack-set', Destination: { ToAddresses: ['softbounce+keep@sandbox.ses-lifecycle.test'] }, Content: { Simple: { Subject: { Data: 's' }, Body: { Text: { Data: 't' } } } } }));
+    } finally {
+      ses1.destroy();
+      await first.close();
+    }
+    const saved = JSON.parse(readFileSync(path.join(stateDir, 'sandbox-state.json'), 'utf8')) as { version: number; softBounced: string[] };
+    expect(saved.version).toBe(2);
+    expect(saved.softBounced).toEqual(['softbounce+keep@sandbox.ses-lifecycle.test']);
+
+    const second = await startSesSandbox({ stateDir });
+    const ses2 = createSesClient({ region: second.region, endpoint: second.endpoint, credentials: second.credentials });
+    try {
+      const names = (await ses2.send(new ListConfigurationSetsCommand({}))).ConfigurationSets;
+      expect(names).toEqual(['app-events', 'stack-set']);
+      const dests = await ses2.send(new GetConfigurationSetEventDestinationsCommand({ ConfigurationSetName: 'stack-set' }));
+      expect(dests.EventDestinations?.[0]).toMatchObject({ Name: 'sns', Enabled: true, SnsDestination: { TopicArn: expect.stringMatching(/:stack-set-events$/) as unknown } });
+      // The stack's own setup on a restored folder neither fails nor duplicates its destination.
+      await second.createConfigurationSet('stack-set', { webhookUrl: 'http://127.0.0.1:9/sns' });
+      const again = await ses2.send(new GetConfigurationSetEventDestinationsCommand({ ConfigurationSetName: 'stack-set' }));
+      expect(again.EventDestinations).toHaveLength(1);
+    } finally {
+      ses2.destroy();
+      await second.close();
     }
   });
 

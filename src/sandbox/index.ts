@@ -302,17 +302,18 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
     const protocol = url.protocol.replace(/:$/, '');
     if (protocol !== 'http' && protocol !== 'https') throw new Error(`createConfigurationSet: webhookUrl must be http(s): ${o.webhookUrl}`);
     try {
-      ses.createConfigurationSet({ ConfigurationSetName: name });
+      // Idempotent: a configuration set restored from the state file (a restart on the same
+      // DATA_DIR) is kept and its `sns` destination pointed at this run's topic.
+      if (!ses.hasConfigurationSet(name)) ses.createConfigurationSet({ ConfigurationSetName: name });
       const topic = sns.createTopic(o.topicName ?? `${name}-events`);
       const sub = sns.subscribe(topic.arn, protocol, o.webhookUrl, o.rawMessageDelivery ? { RawMessageDelivery: 'true' } : {});
-      ses.createEventDestination(name, {
-        EventDestinationName: 'sns',
-        EventDestination: {
-          Enabled: true,
-          MatchingEventTypes: ['SEND', 'REJECT', 'BOUNCE', 'COMPLAINT', 'DELIVERY', 'OPEN', 'CLICK', 'RENDERING_FAILURE', 'DELIVERY_DELAY', 'SUBSCRIPTION'],
-          SnsDestination: { TopicArn: topic.arn },
-        },
-      });
+      const destination = {
+        Enabled: true,
+        MatchingEventTypes: ['SEND', 'REJECT', 'BOUNCE', 'COMPLAINT', 'DELIVERY', 'OPEN', 'CLICK', 'RENDERING_FAILURE', 'DELIVERY_DELAY', 'SUBSCRIPTION'],
+        SnsDestination: { TopicArn: topic.arn },
+      };
+      if (ses.hasEventDestination(name, 'sns')) ses.updateEventDestination(name, 'sns', { EventDestination: destination });
+      else ses.createEventDestination(name, { EventDestinationName: 'sns', EventDestination: destination });
       return { topicArn: topic.arn, subscriptionArn: sub.arn };
     } catch (err) {
       if (err instanceof SesApiError || err instanceof SnsApiError) throw new Error(`createConfigurationSet(${name}): ${err.code}: ${err.message}`, { cause: err });

@@ -78,10 +78,26 @@ interface SuppressedEntry {
   LastUpdateTime: number;
 }
 
-/** Shape of the persisted state file. */
+/**
+ * Shape of the persisted state file: the account suppression list and, since version 2, the
+ * configuration sets with their event destinations and the soft-bounce simulator's memory (which
+ * `softbounce@` addresses already bounced once). Version 1 files (suppressions only) still load.
+ */
 const persistedStateSchema = z.object({
-  version: z.literal(1),
+  version: z.union([z.literal(1), z.literal(2)]),
   suppressedDestinations: z.array(z.object({ EmailAddress: z.string().min(3), Reason: z.enum(['BOUNCE', 'COMPLAINT']), LastUpdateTime: z.number() })),
+  configurationSets: z
+    .array(
+      z.object({
+        name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+        options: z.record(z.string(), z.unknown()),
+        eventDestinations: z.array(
+          z.looseObject({ Name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), Enabled: z.boolean(), MatchingEventTypes: z.array(z.string()), SnsDestination: z.looseObject({ TopicArn: z.string() }).optional() }),
+        ),
+      }),
+    )
+    .default([]),
+  softBounced: z.array(z.string()).default([]),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -236,7 +252,7 @@ export class SesService {
 
   // ------------------------------------------------------------------------------- persistence
 
-  /** Reads the suppression list from {@link SesServiceConfig.stateFile}, if it exists. */
+  /** Reads the state from {@link SesServiceConfig.stateFile}, if it exists. */
   private loadState(): void {
     const file = this.config.stateFile;
     if (file === undefined) return;
@@ -259,15 +275,25 @@ export class SesService {
       throw new Error(`sandbox state file ${file} is not valid (${issue.path.join('.') || '(root)'}: ${issue.message}); delete it to start empty`);
     }
     for (const e of r.data.suppressedDestinations) this.suppressed.set(e.EmailAddress.toLowerCase(), e);
+    for (const cs of r.data.configurationSets) {
+      this.configSets.set(cs.name, { name: cs.name, options: cs.options, eventDestinations: new Map(cs.eventDestinations.map((d) => [d.Name, d])) });
+    }
+    for (const a of r.data.softBounced) this.softbounced.add(a);
   }
 
-  /** Writes the suppression list atomically (temporary file, then rename). */
+  /** Writes the state atomically (temporary file, then rename). */
   private saveState(): void {
     const file = this.config.stateFile;
     if (file === undefined) return;
     mkdirSync(path.dirname(file), { recursive: true });
     const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify({ version: 1, suppressedDestinations: [...this.suppressed.values()] }, null, 2)}\n`);
+    const state: z.input<typeof persistedStateSchema> = {
+      version: 2,
+      suppressedDestinations: [...this.suppressed.values()],
+      configurationSets: [...this.configSets.values()].map((cs) => ({ name: cs.name, options: cs.options, eventDestinations: [...cs.eventDestinations.values()] })),
+      softBounced: [...this.softbounced],
+    };
+    writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
     renameSync(tmp, file);
   }
 
@@ -492,6 +518,7 @@ export class SesService {
       firstSoftbounce: (address) => {
         if (this.softbounced.has(address)) return false;
         this.softbounced.add(address);
+        this.saveState();
         return true;
       },
     };
@@ -592,7 +619,18 @@ export class SesService {
     const { ConfigurationSetName: _name, ...options }: Record<string, unknown> = structuredClone(input);
     options.SendingOptions ??= { SendingEnabled: true };
     this.configSets.set(name, { name, options, eventDestinations: new Map() });
+    this.saveState();
     this.config.logger?.info({ configurationSetName: name }, 'configuration set created');
+  }
+
+  /** Whether a configuration set exists (also one restored from the state file). */
+  hasConfigurationSet(name: string): boolean {
+    return this.configSets.has(name);
+  }
+
+  /** Whether `configSetName` has an event destination named `destinationName`. */
+  hasEventDestination(configSetName: string, destinationName: string): boolean {
+    return this.configSets.get(configSetName)?.eventDestinations.has(destinationName) ?? false;
   }
 
   private configSet(name: string): ConfigSet {
@@ -611,6 +649,7 @@ export class SesService {
   deleteConfigurationSet(name: string): void {
     this.configSet(name);
     this.configSets.delete(name);
+    this.saveState();
   }
 
   /** ListConfigurationSets, paginated. */
@@ -645,6 +684,7 @@ export class SesService {
       Enabled: d.Enabled ?? false,
       MatchingEventTypes: d.MatchingEventTypes ?? [],
     });
+    this.saveState();
   }
 
   /** GetConfigurationSetEventDestinations. */
@@ -667,6 +707,7 @@ export class SesService {
       Enabled: d.Enabled ?? false,
       MatchingEventTypes: d.MatchingEventTypes ?? [],
     });
+    this.saveState();
   }
 
   /** DeleteConfigurationSetEventDestination. */
@@ -675,6 +716,7 @@ export class SesService {
     if (!cs.eventDestinations.delete(destinationName)) {
       throw sesError('NotFoundException', `Event destination <${destinationName}> does not exist in configuration set <${cs.name}>.`);
     }
+    this.saveState();
   }
 }
 

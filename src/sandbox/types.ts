@@ -72,7 +72,8 @@ export interface SandboxOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string };
   /**
    * Folder where the sandbox keeps state across restarts (`sandbox-state.json`: the account
-   * suppression list). Default: none, everything in memory.
+   * suppression list, configuration sets and their event destinations, the soft-bounce
+   * simulator's memory). Default: none, everything in memory.
    */
   stateDir?: string;
   /** Latency of every PutSuppressedDestination answer (slow follow-ups), ms. Default 0. */
