@@ -154,6 +154,10 @@ describe('the npm package', () => {
     // tsx is a development tool: the installed bin runs compiled JS.
     expect(existsSync(path.join(app, 'node_modules', 'tsx'))).toBe(false);
     expect(installOutput).not.toContain('ERR');
+    // Node 20 apps get no engine warning: the package's direct light-my-request ~6.6 (cookie ^1)
+    // is what fastify's ^6 dedupes to, instead of 6.8 (cookie 2, Node >=22).
+    expect(installOutput).not.toContain('EBADENGINE');
+    expect((JSON.parse(readFileSync(path.join(app, 'node_modules', 'cookie', 'package.json'), 'utf8')) as { version: string }).version).toMatch(/^1\./);
   });
 
   it('type-checks a strict nodenext app importing the public API, and its compiled JS sends through an installed worker', async () => {
