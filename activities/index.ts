@@ -116,16 +116,19 @@ export function createActivities(deps: ActivityDeps) {
         FromEmailAddress: m.from,
         Destination: { ToAddresses: to, ...(cc.length ? { CcAddresses: cc } : {}), ...(bcc.length ? { BccAddresses: bcc } : {}) },
         ...(m.replyTo?.length ? { ReplyToAddresses: m.replyTo } : {}),
-        Content: {
-          Simple: {
-            Subject: { Data: m.subject, Charset: 'UTF-8' },
-            Body: {
-              ...(m.text !== undefined ? { Text: { Data: m.text, Charset: 'UTF-8' } } : {}),
-              ...(m.html !== undefined ? { Html: { Data: m.html, Charset: 'UTF-8' } } : {}),
+        Content: m.template
+          ? // A stored SES template (SESv2 Content.Template); SES renders it with TemplateData.
+            { Template: { TemplateName: m.template.name, TemplateData: JSON.stringify(m.template.data), Headers: headers } }
+          : {
+              Simple: {
+                Subject: { Data: m.subject ?? '', Charset: 'UTF-8' },
+                Body: {
+                  ...(m.text !== undefined ? { Text: { Data: m.text, Charset: 'UTF-8' } } : {}),
+                  ...(m.html !== undefined ? { Html: { Data: m.html, Charset: 'UTF-8' } } : {}),
+                },
+                Headers: headers,
+              },
             },
-            Headers: headers,
-          },
-        },
         EmailTags: [{ Name: LIFECYCLE_TAG, Value: toTagValue(input.lifecycleId) }, { Name: 'lifecycle-attempt', Value: String(input.attempt) }, ...userTags],
         ...(configurationSetName ? { ConfigurationSetName: configurationSetName } : {}),
       };

@@ -20,8 +20,8 @@ import { durationMs, orphanWorkflowId, SA, statusQuery, WORKFLOW_ID_PREFIX, WORK
 import { RecipientStatus } from './lifecycle';
 import { runDemo } from './demo';
 import { SANDBOX_CREDENTIALS } from './sandbox';
-import { assertPortFree, startStack, temporalConnectionOptions } from './stack';
-import { startWebhookServer } from './webhook';
+import { assertPortFree, signerTrustFromConfig, startStack, temporalConnectionOptions } from './stack';
+import { signerTrustOptions, startWebhookServer } from './webhook';
 import { createLifecycleWorker, createSesClient } from './worker';
 import { ensureSearchAttributes } from './search-attributes';
 import { runInitAwsCli, type InitAwsCliOptions } from './init-aws';
@@ -591,6 +591,8 @@ export function buildProgram(): Command {
         replayWindowMs: durationMs(config.webhook.replayWindow),
         logger: createLogger(config),
         metricsRegistries: [createVisibilityMetrics(client)],
+        // SNS_SIGNER_CA_PATH + SNS_SIGNER_CERT_HOST_PATTERN: your own signer, trusted beside SNS.
+        ...signerTrustOptions({}, signerTrustFromConfig(config)),
       });
       console.log(`webhook listening at ${server.url}${config.webhook.path}${server.metricsUrl ? ` (metrics ${server.metricsUrl}/metrics)` : ''}`);
       await waitForShutdown();

@@ -23,6 +23,7 @@ import {
   DEFAULT_POLICY,
   durationMs,
   keywordListBytes,
+  MAX_TEMPLATE_DATA_CHARS,
   SA_VALUE_BUDGET_BYTES,
   SA,
   statusQuery,
@@ -113,6 +114,48 @@ const tagValue = z.string().min(1).max(256).regex(TAG_CHARS, 'SES tag values all
 // SESv2 MessageHeader: name ≤126 characters (an RFC 5322 token), value printable ASCII ≤870.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,126}$/;
 const HEADER_VALUE = /^[ -~]{0,870}$/;
+/** SES template names: 1-64 ASCII letters, digits, `_` or `-`. */
+export const TEMPLATE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Why `data` cannot be an SES `TemplateData` object, or `undefined` when it can: a plain JSON
+ * object (strings, finite numbers, booleans, null, arrays, objects; nothing JSON would drop or
+ * change, such as `undefined`, functions, dates, NaN), at most 32 levels deep, serialized at most
+ * {@link MAX_TEMPLATE_DATA_CHARS} characters.
+ */
+export function templateDataProblem(data: unknown): string | undefined {
+  const isPlain = (o: object): boolean => {
+    const proto: unknown = Object.getPrototypeOf(o);
+    return proto === Object.prototype || proto === null;
+  };
+  if (typeof data !== 'object' || data === null || Array.isArray(data) || !isPlain(data)) return 'must be a JSON object ({ "name": "value", … })';
+  const walk = (v: unknown, at: string, depth: number): string | undefined => {
+    if (depth > 32) return `nested deeper than 32 levels at ${at}`;
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') return undefined;
+    if (typeof v === 'number') return Number.isFinite(v) ? undefined : `${at} is not a finite number`;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const p = walk(v[i], `${at}[${i}]`, depth + 1);
+        if (p !== undefined) return p;
+      }
+      return undefined;
+    }
+    if (typeof v === 'object' && isPlain(v)) {
+      for (const [k, x] of Object.entries(v)) {
+        const p = walk(x, `${at}.${k}`, depth + 1);
+        if (p !== undefined) return p;
+      }
+      return undefined;
+    }
+    return `${at} is not a JSON value (${typeof v})`;
+  };
+  const p = walk(data, 'data', 0);
+  if (p !== undefined) return p;
+  const chars = JSON.stringify(data).length;
+  if (chars > MAX_TEMPLATE_DATA_CHARS) return `serializes to ${chars} characters; SES allows at most ${MAX_TEMPLATE_DATA_CHARS}`;
+  return undefined;
+}
+
 const duration = z.union([z.number().nonnegative().finite(), z.string()]).refine((d) => {
   try {
     durationMs(d);
@@ -129,9 +172,19 @@ const inputSchema = z
     cc: z.array(addressSchema).optional(),
     bcc: z.array(addressSchema).optional(),
     replyTo: z.array(addressSchema).max(50).optional(),
-    subject: z.string().min(1, 'subject is required').max(998).regex(NO_CRLF, 'must not contain CR or LF'),
+    subject: z.string().min(1, 'subject is required').max(998).regex(NO_CRLF, 'must not contain CR or LF').optional(),
     text: z.string().max(MAX_BODY_CHARS).optional(),
     html: z.string().max(MAX_BODY_CHARS).optional(),
+    template: z
+      .object({
+        name: z.string().regex(TEMPLATE_NAME, 'SES template names are 1-64 ASCII letters, digits, _ or -'),
+        data: z.custom<Record<string, unknown>>().superRefine((d, ctx) => {
+          const problem = templateDataProblem(d);
+          if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+        }),
+      })
+      .strict()
+      .optional(),
     tags: z.record(tagName, tagValue).refine((t) => Object.keys(t).length <= 48, 'at most 48 tags').optional(),
     headers: z
       .record(z.string().regex(HEADER_NAME, 'header names allow only RFC 5322 token characters (no spaces, colons or CR/LF), at most 126'), z.string().regex(HEADER_VALUE, 'header values must be printable ASCII, at most 870 characters (no CR/LF)'))
@@ -161,7 +214,15 @@ const inputSchema = z
   .superRefine((v, ctx) => {
     const n = v.to.length + (v.cc?.length ?? 0) + (v.bcc?.length ?? 0);
     if (n > MAX_RECIPIENTS) ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${MAX_RECIPIENTS} recipients (To+Cc+Bcc) per email, got ${n}` });
-    if (v.text === undefined && v.html === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'text or html body is required' });
+    if (v.template !== undefined) {
+      // Exactly one kind of content: the template has its own subject and bodies.
+      for (const f of ['subject', 'text', 'html'] as const) {
+        if (v[f] !== undefined) ctx.addIssue({ code: 'custom', path: [f], message: `not allowed with template (the template has its own subject and body)` });
+      }
+    } else {
+      if (v.subject === undefined) ctx.addIssue({ code: 'custom', path: ['subject'], message: 'subject is required (or a template)' });
+      if (v.text === undefined && v.html === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'text or html body is required (or a template)' });
+    }
     // Search-attribute budget: an upsert over the server's value limit would terminate the
     // lifecycle, so input that cannot fit is refused here, naming the field.
     const recipients = uniqueLower([...v.to, ...(v.cc ?? []), ...(v.bcc ?? [])]);
@@ -381,8 +442,8 @@ export class LifecycleClient {
           { key: SA.kind, value: 'message' },
           ...(tags.length ? [{ key: SA.tags, value: tags }] : []),
         ],
-        staticSummary: `To ${recipients.slice(0, 3).join(', ')}${recipients.length > 3 ? ` (+${recipients.length - 3})` : ''}: ${message.subject}`.slice(0, 200),
-        staticDetails: [`**From:** ${message.from}`, `**To:** ${recipients.join(', ')}`, `**Subject:** ${message.subject}`, tags.length ? `**Tags:** ${tags.join(', ')}` : '']
+        staticSummary: `To ${recipients.slice(0, 3).join(', ')}${recipients.length > 3 ? ` (+${recipients.length - 3})` : ''}: ${message.subject ?? `template ${message.template?.name ?? ''}`}`.slice(0, 200),
+        staticDetails: [`**From:** ${message.from}`, `**To:** ${recipients.join(', ')}`, message.template ? `**Template:** ${message.template.name}` : `**Subject:** ${message.subject ?? ''}`, tags.length ? `**Tags:** ${tags.join(', ')}` : '']
           .filter(Boolean)
           .join('\n\n'),
       });

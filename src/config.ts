@@ -51,6 +51,20 @@ export const ENV_SCHEMA = {
   SES_PACE_TO_SEND_RATE: bool.default(true).describe('Pace sends to the account MaxSendRate (GetAccount)'),
   SNS_ALLOWED_TOPIC_ARNS: list.pipe(z.array(z.string().regex(topicArn, 'not an SNS topic ARN'))).default([]).describe('Comma-separated TopicArns the webhook accepts (required in aws mode)'),
   SNS_RAW_MESSAGE_DELIVERY: bool.default(false).describe('Accept unsigned raw SES JSON (only behind a trusted proxy)'),
+  SNS_SIGNER_CA_PATH: z.string().min(1).optional().describe('PEM file of a CA whose SNS signing certificates the webhook trusts besides SNS\'s own (your own signer, recorded messages); needs SNS_SIGNER_CERT_HOST_PATTERN'),
+  SNS_SIGNER_CERT_HOST_PATTERN: z
+    .string()
+    .min(1)
+    .refine((v) => {
+      try {
+        new RegExp(v);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'not a regular expression')
+    .optional()
+    .describe('Regular expression for the host[:port] of that signer\'s SigningCertURL (matched whole; an IP literal only when the pattern names it)'),
   SNS_REPLAY_WINDOW: z.string().regex(/^\d+(ms|s|m|h|d)$/).default('3h').describe('Refuse notifications older than this'),
   WEBHOOK_HOST: z.string().min(1).default('127.0.0.1').describe('Webhook listen address'),
   WEBHOOK_PORT: port.default(3000).describe('Webhook listen port'),
@@ -104,6 +118,8 @@ export interface Config {
     metricsToken?: string;
     keepAliveTimeout: string;
     maxConnections: number;
+    /** An integrator's own SNS signer: CA file and certificate host pattern (both or neither). */
+    signer?: { caPath: string; certHostPattern: string };
   };
   sandbox: { port: number; httpsPort: number };
   callbacks: { defaultUrl?: string; secret?: string; allowedHosts: string[] };
@@ -139,6 +155,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (e.CALLBACK_URL !== undefined && e.CALLBACK_SECRET === undefined) {
     throw new ConfigError('invalid CALLBACK_SECRET: required when CALLBACK_URL is set (callbacks are always signed)', 'CALLBACK_SECRET');
+  }
+  if ((e.SNS_SIGNER_CA_PATH === undefined) !== (e.SNS_SIGNER_CERT_HOST_PATTERN === undefined)) {
+    const missing = e.SNS_SIGNER_CA_PATH === undefined ? 'SNS_SIGNER_CA_PATH' : 'SNS_SIGNER_CERT_HOST_PATTERN';
+    throw new ConfigError(`invalid ${missing}: a custom SNS signer needs both SNS_SIGNER_CA_PATH and SNS_SIGNER_CERT_HOST_PATTERN`, missing);
   }
   if ((e.TEMPORAL_TLS_CERT_PATH === undefined) !== (e.TEMPORAL_TLS_KEY_PATH === undefined)) {
     const missing = e.TEMPORAL_TLS_CERT_PATH === undefined ? 'TEMPORAL_TLS_CERT_PATH' : 'TEMPORAL_TLS_KEY_PATH';
@@ -179,6 +199,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ...(e.WEBHOOK_METRICS_TOKEN !== undefined ? { metricsToken: e.WEBHOOK_METRICS_TOKEN } : {}),
       keepAliveTimeout: e.WEBHOOK_KEEP_ALIVE_TIMEOUT,
       maxConnections: e.WEBHOOK_MAX_CONNECTIONS,
+      ...(e.SNS_SIGNER_CA_PATH !== undefined && e.SNS_SIGNER_CERT_HOST_PATTERN !== undefined
+        ? { signer: { caPath: e.SNS_SIGNER_CA_PATH, certHostPattern: e.SNS_SIGNER_CERT_HOST_PATTERN } }
+        : {}),
     },
     sandbox: { port: e.SANDBOX_PORT, httpsPort: e.SANDBOX_HTTPS_PORT },
     callbacks: {

@@ -179,14 +179,32 @@ export interface EmailMessage {
   cc?: string[];
   bcc?: string[];
   replyTo?: string[];
-  subject: string;
+  /** Required unless `template` is given (then the template's subject is used). */
+  subject?: string;
   text?: string;
   html?: string;
+  /**
+   * An SES email template instead of `subject`/`text`/`html`: sent as SESv2 `Content.Template`
+   * (`TemplateName`, `TemplateData` = `JSON.stringify(data)`). A variable missing from `data` makes
+   * SES publish a Rendering Failure (the recipients end `failed`, rule 10).
+   */
+  template?: EmailTemplateRef;
   /** User tags, sent as SES EmailTags (SES charset) and shown as search attribute `EmailTags`. */
   tags?: Record<string, string>;
   /** Extra headers (name → value). */
   headers?: Record<string, string>;
 }
+
+/** A stored SES email template and the data it is rendered with. */
+export interface EmailTemplateRef {
+  /** Template name (SES: 1-64 ASCII letters, digits, `_` or `-`). */
+  name: string;
+  /** Replacement data: a JSON object (serialized at most {@link MAX_TEMPLATE_DATA_CHARS} characters). */
+  data: Record<string, unknown>;
+}
+
+/** SES limit on `TemplateData` (the JSON string), in characters. */
+export const MAX_TEMPLATE_DATA_CHARS = 262_144;
 
 /** Input of the `messageLifecycle` workflow. */
 export interface MessageLifecycleInput {

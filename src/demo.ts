@@ -8,10 +8,27 @@ import type { LifecycleStatus } from './definitions';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
+import { CreateEmailTemplateCommand } from '@aws-sdk/client-sesv2';
 import { startStack } from './stack';
+import { createSesClient } from './worker';
+
+/** The SES template the demo's template rows send (created in the sandbox at start). */
+export const DEMO_TEMPLATE = {
+  TemplateName: 'ses-lifecycle-demo',
+  TemplateContent: { Subject: 'ses-lifecycle demo: {{case}}', Text: 'Hello {{name}}, your code is {{code}}.' },
+};
+
+/** One demo row: a recipient, the outcome it must reach, and (template rows) the template data. */
+export interface DemoCase {
+  readonly address: string;
+  readonly expect: string;
+  readonly note: string;
+  /** Sent with {@link DEMO_TEMPLATE} and this data instead of a subject and text; the row's label is `key`. */
+  readonly template?: { readonly key: string; readonly data: Record<string, string> };
+}
 
 /** The demo's cases and the outcome each must reach. */
-export const DEMO_CASES = [
+export const DEMO_CASES: readonly DemoCase[] = [
   { address: 'success@simulator.amazonses.com', expect: 'delivered', note: 'delivered' },
   { address: 'bounce@simulator.amazonses.com', expect: 'bounced', note: 'hard bounce → suppressed' },
   { address: 'ooto@simulator.amazonses.com', expect: 'delivered', note: 'delivered + out-of-office auto-reply' },
@@ -20,7 +37,13 @@ export const DEMO_CASES = [
   { address: 'delay@sandbox.ses-lifecycle.test', expect: 'delivered', note: 'delivery delay, then delivered' },
   { address: 'softbounce@sandbox.ses-lifecycle.test', expect: 'delivered', note: 'soft bounce, resent, delivered' },
   { address: 'silent@sandbox.ses-lifecycle.test', expect: 'unconfirmed', note: 'no events: delivery deadline' },
-] as const;
+  { address: 'open@sandbox.ses-lifecycle.test', expect: 'delivered', note: 'delivered, then opened' },
+  { address: 'click@sandbox.ses-lifecycle.test', expect: 'delivered', note: 'delivered, opened, then a link clicked' },
+  { address: 'unsubscribe@sandbox.ses-lifecycle.test', expect: 'delivered', note: 'delivered, then unsubscribed (Subscription)' },
+  { address: 'reject@sandbox.ses-lifecycle.test', expect: 'rejected', note: 'rejected as a virus would be (Reject)' },
+  { address: 'success@simulator.amazonses.com', expect: 'delivered', note: 'SES template, rendered', template: { key: 'template', data: { case: 'template', name: 'Ada', code: '42' } } },
+  { address: 'success@simulator.amazonses.com', expect: 'failed', note: 'SES template without {{code}}: Rendering Failure', template: { key: 'render', data: { case: 'render', name: 'Ada' } } },
+];
 
 /**
  * Runs the demo. With `exit`, stops the stack and resolves once every lifecycle settled;
@@ -43,13 +66,28 @@ export async function runDemo(config: Readonly<Config>, opts: { exit: boolean; o
     const run = Date.now().toString(36);
     // Short durations so the demo settles in seconds (production defaults are hours/days).
     const policy = { deliveryDeadline: '15s', complaintWindow: '2s', resendBackoff: '2s' };
+    if (stack.sandbox) {
+      // The template rows' template, in the sandbox (kept in DATA_DIR: it may exist already).
+      const ses = createSesClient({ region: stack.sandbox.region, endpoint: stack.sandbox.endpoint, credentials: stack.sandbox.credentials });
+      try {
+        await ses.send(new CreateEmailTemplateCommand(DEMO_TEMPLATE));
+      } catch (err) {
+        if ((err as { name?: string }).name !== 'AlreadyExistsException') throw err;
+      } finally {
+        ses.destroy();
+      }
+    }
     const started = Date.now();
     const emails = await Promise.all(
       DEMO_CASES.map((c) => {
         const [local, domain] = c.address.split('@') as [string, string];
+        const key = c.template ? `${run}-${c.template.key}` : run;
+        const content = c.template
+          ? { template: { name: DEMO_TEMPLATE.TemplateName, data: c.template.data } }
+          : { subject: `ses-lifecycle demo: ${local}`, text: `Demo message to ${c.address}.` };
         return stack.lc.sendTracked(
-          { from: 'demo@example.com', to: [`${local}+demo-${run}@${domain}`], subject: `ses-lifecycle demo: ${local}`, text: `Demo message to ${c.address}.`, tags: { demo: run }, policy },
-          { idempotencyKey: `demo-${run}-${local}` },
+          { from: 'demo@example.com', to: [`${local}+demo-${key}@${domain}`], ...content, tags: { demo: run }, policy },
+          { idempotencyKey: `demo-${run}-${c.template ? c.template.key : local}` },
         );
       }),
     );
@@ -64,13 +102,13 @@ export async function runDemo(config: Readonly<Config>, opts: { exit: boolean; o
           const s = await e.status();
           statuses.set(e.id, s);
           const r = s.recipients[0];
-          if (r && !settledAt.has(e.id) && ['delivered', 'bounced', 'complained', 'unconfirmed', 'suppressed', 'failed'].includes(r.status) && s.phase !== 'resend-backoff') {
+          if (r && !settledAt.has(e.id) && ['delivered', 'bounced', 'complained', 'unconfirmed', 'suppressed', 'rejected', 'failed'].includes(r.status) && s.phase !== 'resend-backoff') {
             settledAt.set(e.id, Date.now());
           }
           if (s.phase === 'completed') finals.set(e.id, s);
         }),
       );
-      const line = emails.map((e, i) => `${DEMO_CASES[i]!.address.split('@')[0]}:${statuses.get(e.id)?.recipients[0]?.status ?? '…'}`).join('  ');
+      const line = emails.map((e, i) => `${DEMO_CASES[i]!.template?.key ?? DEMO_CASES[i]!.address.split('@')[0]}:${statuses.get(e.id)?.recipients[0]?.status ?? '…'}`).join('  ');
       const stamp = `[${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}`;
       if (tty) out(`\r${stamp}`.padEnd(160));
       else if (line !== lastLine) out(`${stamp}\n`);

@@ -12,12 +12,12 @@ import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkerOptio
 import type { Logger } from 'pino';
 import { createLogger } from './logger';
 import { LifecycleClient } from './client';
-import { loadConfig, type Config } from './config';
+import { ConfigError, loadConfig, type Config } from './config';
 import { durationMs, SEARCH_ATTRIBUTES } from './definitions';
 import { startSesSandbox, type SandboxOptions, type SesSandbox } from './sandbox';
 import { freePorts, noTemporalCliError, resolveTemporalCli, startDevServer, startDevServerViaSdkDownload, type DevServer } from './temporal-cli';
 import { lockDataDir } from './data-dir-lock';
-import { startWebhookServer, type WebhookServer } from './webhook';
+import { signerTrustOptions, startWebhookServer, type SignerTrust, type WebhookServer } from './webhook';
 import { createLifecycleWorker, createSesClient } from './worker';
 import { ensureSearchAttributes } from './search-attributes';
 import { createVisibilityMetrics, workerMetrics } from './metrics';
@@ -46,6 +46,30 @@ export interface StackOptions {
    * unless `temporal` is given (tests that share one server keep everything in memory).
    */
   persist?: boolean;
+  /**
+   * An SNS signer of your own the webhook trusts beside the usual one (the sandbox, or SNS in aws
+   * mode): its CA and certificate host pattern. Default: `SNS_SIGNER_CA_PATH` and
+   * `SNS_SIGNER_CERT_HOST_PATTERN` from the config, when set.
+   */
+  signerTrust?: SignerTrust;
+}
+
+/**
+ * The integrator signer named by `SNS_SIGNER_CA_PATH` and `SNS_SIGNER_CERT_HOST_PATTERN`, if any.
+ *
+ * @throws {ConfigError} naming `SNS_SIGNER_CA_PATH` when the file cannot be read or holds no certificate.
+ */
+export function signerTrustFromConfig(config: Readonly<Config>): SignerTrust | undefined {
+  const s = config.webhook.signer;
+  if (s === undefined) return undefined;
+  let caPem: string;
+  try {
+    caPem = readFileSync(s.caPath, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`invalid SNS_SIGNER_CA_PATH: cannot read ${s.caPath} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'SNS_SIGNER_CA_PATH');
+  }
+  if (!caPem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`invalid SNS_SIGNER_CA_PATH: ${s.caPath} holds no PEM certificate`, 'SNS_SIGNER_CA_PATH');
+  return { caPem, certHostPattern: new RegExp(s.certHostPattern) };
 }
 
 /** A running stack. */
@@ -233,6 +257,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     const metricsPort = opts.webhookMetricsPort ?? config.webhook.metricsPort;
     await assertPortFree(metricsPort, config.webhook.metricsHost, 'WEBHOOK_METRICS_PORT');
     const sandboxHost = sandbox ? new RegExp(`^${escapeRegExp(sandbox.certHost)}$`) : undefined;
+    const signer = opts.signerTrust ?? signerTrustFromConfig(config);
     const webhook = await startWebhookServer({
       host: config.webhook.host,
       port: webhookPort,
@@ -247,7 +272,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       replayWindowMs: durationMs(config.webhook.replayWindow),
       logger: logger.child({ component: 'webhook' }),
       metricsRegistries: [workerMetrics.registry, createVisibilityMetrics(client)],
-      ...(sandbox && sandboxHost ? { certHostPattern: sandboxHost, subscribeHostPattern: sandboxHost, extraCaPem: sandbox.caCertPem } : {}),
+      ...signerTrustOptions(sandbox && sandboxHost ? { sandbox: { certHost: sandboxHost, caPem: sandbox.caCertPem } } : {}, signer),
     });
     stops.push(() => webhook.close());
 

@@ -30,7 +30,8 @@ it('demo --exit prints the outcome table with every expected outcome and exits 0
   expect(stdout).toContain('All lifecycles reached their expected outcome.');
   for (const c of DEMO_CASES) {
     const [local, domain] = c.address.split('@') as [string, string];
-    expect(stdout).toMatch(new RegExp(`${local}\\+demo-[a-z0-9]+@${domain.replace(/\./g, '\\.')}\\s+${c.expect}\\s`));
+    const label = c.template ? `[a-z0-9]+-${c.template.key}` : '[a-z0-9]+';
+    expect(stdout).toMatch(new RegExp(`${local}\\+demo-${label}@${domain.replace(/\./g, '\\.')}\\s+${c.expect}\\s`));
   }
   expect(stdout).toContain(`http://127.0.0.1:${ui}/namespaces/default/workflows/msg-demo-`);
   // stdout is a pipe here, as in a log: progress comes as separate lines, never `\r` rewrites.

@@ -440,9 +440,9 @@ describe('SESv2 API through the real SDK', () => {
 
   it('answers unknown operations and bad JSON with clear errors', async () => {
     const sb = await sandbox();
-    const unknown = await httpJson('GET', `${sb.endpoint}/v2/email/templates`);
+    const unknown = await httpJson('GET', `${sb.endpoint}/v2/email/contact-lists`);
     expect(unknown.status).toBe(404);
-    expect(unknown.text).toMatch(/does not implement GET \/v2\/email\/templates/);
+    expect(unknown.text).toMatch(/does not implement GET \/v2\/email\/contact-lists/);
     const res = await fetch(`${sb.endpoint}/v2/email/outbound-emails`, { method: 'POST', body: '{not json', headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(400);
     expect(res.headers.get('x-amzn-errortype')).toBe('BadRequestException');

@@ -4,11 +4,15 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SES_ERROR_STATUS, SesApiError, sesError } from './errors';
-import type { SesService } from './ses-service';
+import { z } from 'zod';
+import { parseInput, type SesService } from './ses-service';
+import { templateContentSchema } from './templates';
 import type { SendFault } from './types';
 import type { TimerSet } from './util';
 
 type Query = Record<string, string | string[] | undefined>;
+
+const templateBodySchema = z.looseObject({ TemplateContent: templateContentSchema });
 
 function first(q: Query, name: string): string | undefined {
   const v = q[name];
@@ -178,6 +182,30 @@ export function registerSesV2Api(app: FastifyInstance, ses: SesService, hangs: H
       VerificationStatus: 'SUCCESS',
       DkimAttributes: { SigningEnabled: !id.includes('@'), Status: id.includes('@') ? 'NOT_STARTED' : 'SUCCESS' },
     };
+  });
+
+  // Email templates (CreateEmailTemplate, GetEmailTemplate, UpdateEmailTemplate, DeleteEmailTemplate, ListEmailTemplates).
+  app.post('/v2/email/templates', (req) => {
+    const b = parseInput(templateBodySchema.extend({ TemplateName: z.string() }), req.body, 'CreateEmailTemplate');
+    ses.templates.create(b.TemplateName, b.TemplateContent);
+    return {};
+  });
+  app.get('/v2/email/templates', (req) => {
+    const q = req.query as Query;
+    return ses.templates.list(first(q, 'NextToken'), intParam(q, 'PageSize'));
+  });
+  app.get('/v2/email/templates/:TemplateName', (req) => {
+    const t = ses.templates.get(param(req, 'TemplateName'));
+    return { TemplateName: t.TemplateName, TemplateContent: t.TemplateContent };
+  });
+  app.put('/v2/email/templates/:TemplateName', (req) => {
+    const b = parseInput(templateBodySchema, req.body, 'UpdateEmailTemplate');
+    ses.templates.update(param(req, 'TemplateName'), b.TemplateContent);
+    return {};
+  });
+  app.delete('/v2/email/templates/:TemplateName', (req) => {
+    ses.templates.delete(param(req, 'TemplateName'));
+    return {};
   });
 
   // Configuration sets.

@@ -12,6 +12,7 @@ import { SesApiError, sesError } from './errors';
 import { planEvents, rfc5322Date, sesStyleId, type PlannedEvent, type SimulatedMessage, type SimulatorContext } from './simulator';
 import type { SnsService } from './sns-service';
 import type { AcceptedMessage, MessageHeader, SandboxEventType, SandboxLogger, SendFault, SuppressionFault } from './types';
+import { containsVirus, parseTemplateData, renderTemplate, storedTemplateSchema, templateContentSchema, TemplateStore, type TemplateContent } from './templates';
 import { bareAddress, domainOf, isValidAddress, shuffled, splitAddressList, type TimerSet, type WorkTracker } from './util';
 
 /** The SNS Subject of every SES event-publishing notification, as SES sets it. */
@@ -38,6 +39,10 @@ const EVENT_TYPE_TO_MATCHING: Readonly<Record<SandboxEventType, (typeof MATCHING
   Complaint: 'COMPLAINT',
   Delivery: 'DELIVERY',
   DeliveryDelay: 'DELIVERY_DELAY',
+  Open: 'OPEN',
+  Click: 'CLICK',
+  'Rendering Failure': 'RENDERING_FAILURE',
+  Subscription: 'SUBSCRIPTION',
 };
 
 /** Configuration of {@link SesService}. */
@@ -80,8 +85,9 @@ interface SuppressedEntry {
 
 /**
  * Shape of the persisted state file: the account suppression list and, since version 2, the
- * configuration sets with their event destinations and the soft-bounce simulator's memory (which
- * `softbounce@` addresses already bounced once). Version 1 files (suppressions only) still load.
+ * configuration sets with their event destinations, the soft-bounce simulator's memory (which
+ * `softbounce@` addresses already bounced once) and the email templates. Version 1 files
+ * (suppressions, perhaps templates) still load.
  */
 const persistedStateSchema = z.object({
   version: z.union([z.literal(1), z.literal(2)]),
@@ -98,6 +104,8 @@ const persistedStateSchema = z.object({
     )
     .default([]),
   softBounced: z.array(z.string()).default([]),
+  /** Email templates (absent in files written before templates existed). */
+  templates: z.array(storedTemplateSchema).optional(),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -127,7 +135,15 @@ const sendEmailSchema = z.looseObject({
       })
       .optional(),
     Raw: z.looseObject({ Data: z.string() }).optional(),
-    Template: z.unknown().optional(),
+    Template: z
+      .looseObject({
+        TemplateName: z.string().optional(),
+        TemplateArn: z.string().optional(),
+        TemplateContent: templateContentSchema.optional(),
+        TemplateData: z.string().optional(),
+        Headers: z.array(header).optional(),
+      })
+      .optional(),
   }),
   EmailTags: z.array(tag).optional(),
   ConfigurationSetName: z.string().optional(),
@@ -222,10 +238,14 @@ interface ParsedSend {
   replyTo: string[];
   subject: string;
   customHeaders: MessageHeader[];
-  contentKind: 'simple' | 'raw';
+  contentKind: 'simple' | 'raw' | 'template';
   contentType: string;
   /** For raw messages: every header as sent. */
   rawHeaders?: MessageHeader[];
+  /** A template whose data lacks a referenced variable: SES accepts, then publishes a Rendering Failure. */
+  renderingFailure?: { errorMessage: string; templateName: string };
+  /** The content carries a virus (the EICAR test string): SES accepts, then publishes a Reject. */
+  virus: boolean;
 }
 
 /** SES state and operations. */
@@ -238,6 +258,8 @@ export class SesService {
   private readonly bucket: TokenBucket;
   private readonly sendLog: { at: number; n: number }[] = [];
   private maxSendRate: number;
+  /** SESv2 email templates (persisted with the suppression list). */
+  readonly templates = new TemplateStore(() => this.saveState());
 
   constructor(
     private readonly config: SesServiceConfig,
@@ -279,6 +301,7 @@ export class SesService {
       this.configSets.set(cs.name, { name: cs.name, options: cs.options, eventDestinations: new Map(cs.eventDestinations.map((d) => [d.Name, d])) });
     }
     for (const a of r.data.softBounced) this.softbounced.add(a);
+    this.templates.load(r.data.templates ?? []);
   }
 
   /** Writes the state atomically (temporary file, then rename). */
@@ -292,6 +315,7 @@ export class SesService {
       suppressedDestinations: [...this.suppressed.values()],
       configurationSets: [...this.configSets.values()].map((cs) => ({ name: cs.name, options: cs.options, eventDestinations: [...cs.eventDestinations.values()] })),
       softBounced: [...this.softbounced],
+      templates: this.templates.all() as z.input<typeof persistedStateSchema>['templates'],
     };
     writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
     renameSync(tmp, file);
@@ -434,6 +458,8 @@ export class SesService {
       tags: mailTags,
       acceptedAt: now,
       dateHeader,
+      ...(parsed.renderingFailure ? { renderingFailure: parsed.renderingFailure } : {}),
+      ...(parsed.virus ? { virus: true } : {}),
     };
     this.messages.push({ accepted, sim });
     this.config.logger?.info({ sesMessageId, configurationSetName: accepted.configurationSetName, recipients }, 'ses message accepted');
@@ -450,7 +476,6 @@ export class SesService {
     const { Simple, Raw, Template } = input.Content;
     const kinds = [Simple, Raw, Template].filter((c) => c !== undefined).length;
     if (kinds !== 1) throw sesError('BadRequestException', 'Content must contain exactly one of Simple, Raw or Template.');
-    if (Template !== undefined) throw sesError('BadRequestException', 'Template content is not supported by the local SES sandbox; use Simple or Raw.');
 
     let from = input.FromEmailAddress;
     let to = input.Destination?.ToAddresses ?? [];
@@ -461,21 +486,50 @@ export class SesService {
     let contentType: string;
     let customHeaders: MessageHeader[] = [];
     let rawHeaders: MessageHeader[] | undefined;
+    let renderingFailure: ParsedSend['renderingFailure'];
+    let virus = false;
 
-    if (Simple) {
-      subject = Simple.Subject.Data;
-      const { Text, Html } = Simple.Body;
-      if (!Text && !Html) throw sesError('BadRequestException', 'Body must contain Text, Html or both.');
-      contentType = Text && Html ? `multipart/alternative; boundary="----=_Part_${sesStyleId().slice(4, 16)}"` : Html ? 'text/html; charset=UTF-8' : 'text/plain; charset=UTF-8';
-      const hs = Simple.Headers ?? [];
+    const checkHeaders = (hs: { Name: string; Value: string }[]): MessageHeader[] => {
       if (hs.length > MAX_HEADERS) throw sesError('BadRequestException', `Too many headers: ${hs.length} (maximum ${MAX_HEADERS}).`);
       for (const h of hs) {
         if (!HEADER_NAME.test(h.Name)) throw sesError('BadRequestException', `Invalid header name <${h.Name}>.`);
         if (/[\r\n]/.test(h.Value) || h.Value.length > 870) throw sesError('BadRequestException', `Invalid value for header <${h.Name}>.`);
       }
-      customHeaders = hs.map((h) => ({ name: h.Name, value: h.Value }));
+      return hs.map((h) => ({ name: h.Name, value: h.Value }));
+    };
+
+    if (Template) {
+      // SESv2 Content.Template: a stored template by name (or ARN), or inline TemplateContent.
+      const name = Template.TemplateName ?? (Template.TemplateArn !== undefined ? /:template\/([^/]+)$/.exec(Template.TemplateArn)?.[1] : undefined);
+      let tc: TemplateContent;
+      if (Template.TemplateContent !== undefined) tc = Template.TemplateContent;
+      else if (name !== undefined) tc = this.templates.get(name).TemplateContent;
+      else throw sesError('BadRequestException', 'Template must contain TemplateName, TemplateArn or TemplateContent.');
+      const data = parseTemplateData(Template.TemplateData);
+      const r = renderTemplate(tc, data);
+      subject = r.subject;
+      if (r.ok) {
+        contentType = r.text !== undefined && r.html !== undefined ? `multipart/alternative; boundary="----=_Part_${sesStyleId().slice(4, 16)}"` : r.html !== undefined ? 'text/html; charset=UTF-8' : 'text/plain; charset=UTF-8';
+        virus = containsVirus(`${r.text ?? ''}\n${r.html ?? ''}`);
+      } else {
+        contentType = 'text/plain; charset=UTF-8';
+        renderingFailure = { errorMessage: r.errorMessage, templateName: name ?? '' };
+      }
+      customHeaders = checkHeaders(Template.Headers ?? []);
+    } else if (Simple) {
+      subject = Simple.Subject.Data;
+      const { Text, Html } = Simple.Body;
+      if (!Text && !Html) throw sesError('BadRequestException', 'Body must contain Text, Html or both.');
+      contentType = Text && Html ? `multipart/alternative; boundary="----=_Part_${sesStyleId().slice(4, 16)}"` : Html ? 'text/html; charset=UTF-8' : 'text/plain; charset=UTF-8';
+      customHeaders = checkHeaders(Simple.Headers ?? []);
+      const attachments = (Simple.Attachments ?? []).map((a) => {
+        const rc = (a as { RawContent?: unknown } | null)?.RawContent;
+        return typeof rc === 'string' ? Buffer.from(rc, 'base64').toString('latin1') : '';
+      });
+      virus = containsVirus([Text?.Data ?? '', Html?.Data ?? '', ...attachments].join('\n'));
     } else {
       const raw = Buffer.from((Raw as { Data: string }).Data, 'base64').toString('utf8');
+      virus = containsVirus(raw);
       rawHeaders = parseRawHeaders(raw);
       if (rawHeaders.length === 0) throw sesError('BadRequestException', 'Raw message has no headers.');
       const get = (name: string): string | undefined => rawHeaders?.find((h) => h.name.toLowerCase() === name)?.value;
@@ -501,7 +555,20 @@ export class SesService {
     const total = to.length + cc.length + bcc.length;
     if (total === 0) throw sesError('BadRequestException', 'Missing required parameter: at least one of ToAddresses, CcAddresses or BccAddresses.');
     if (total > MAX_RECIPIENTS) throw sesError('BadRequestException', `Recipient count exceeds ${MAX_RECIPIENTS} (got ${total}).`);
-    return { from, to, cc, bcc, replyTo, subject, customHeaders, contentKind: Simple ? 'simple' : 'raw', contentType, ...(rawHeaders ? { rawHeaders } : {}) };
+    return {
+      from,
+      to,
+      cc,
+      bcc,
+      replyTo,
+      subject,
+      customHeaders,
+      contentKind: Template ? 'template' : Simple ? 'simple' : 'raw',
+      contentType,
+      ...(rawHeaders ? { rawHeaders } : {}),
+      ...(renderingFailure ? { renderingFailure } : {}),
+      virus,
+    };
   }
 
   /** Simulator context for one message sent with `configSet`. */

@@ -12,8 +12,13 @@
  * - Addresses on the account suppression list: Bounce Permanent/OnAccountSuppressionList.
  * - Sandbox-only, domain `sandbox.ses-lifecycle.test`: `delay@` → DeliveryDelay then Delivery;
  *   `softbounce@` → Bounce Transient/MailboxFull the first time that exact address is sent to,
- *   Delivery afterwards; `silent@` → no events at all.
- * Every message with at least one non-silent recipient also gets one Send event.
+ *   Delivery afterwards; `silent@` → no events at all; `open@` → Delivery then Open; `click@` →
+ *   Delivery, Open, then Click; `unsubscribe@` → Delivery then Subscription (one-click
+ *   unsubscribe); `reject@` → the whole message is rejected (Reject, as for a virus).
+ * Message-level outcomes come first: content with the EICAR test string (or a `reject@`
+ * recipient) → Send, then Reject `Bad content`; a template whose data lacks a variable → Send,
+ * then Rendering Failure. Every other message with at least one non-silent recipient also gets one
+ * Send event.
  */
 import { randomUUID } from 'node:crypto';
 import type { MessageHeader, SandboxEventType } from './types';
@@ -34,7 +39,11 @@ export type RecipientOutcome =
   | 'suppressed'
   | 'delay'
   | 'softbounce'
-  | 'silent';
+  | 'silent'
+  | 'open'
+  | 'click'
+  | 'unsubscribe'
+  | 'reject';
 
 /** Facts the simulator needs about the account. */
 export interface SimulatorContext {
@@ -63,6 +72,10 @@ export interface SimulatedMessage {
   /** Epoch ms. */
   acceptedAt: number;
   dateHeader: string;
+  /** Set when the template could not be rendered (SES publishes a Rendering Failure, sends nothing). */
+  renderingFailure?: { errorMessage: string; templateName: string };
+  /** The content carries a virus (EICAR): SES publishes a Reject and sends nothing. */
+  virus?: boolean;
 }
 
 /** One event to publish: its stage orders it in time (0 = Send). */
@@ -86,6 +99,10 @@ const SANDBOX_OUTCOMES: Readonly<Record<string, RecipientOutcome>> = {
   softbounce: 'softbounce',
   silent: 'silent',
   success: 'deliver',
+  open: 'open',
+  click: 'click',
+  unsubscribe: 'unsubscribe',
+  reject: 'reject',
 };
 
 /** The simulator key of an address: lower-cased local part without `+label`, and domain. */
@@ -130,6 +147,11 @@ export function rfc5322Date(ms: number): string {
 }
 
 const REMOTE_MTA_IP = '203.0.113.25';
+/** Who opens and clicks in the sandbox (documentation addresses, a browser user agent). */
+const ENGAGEMENT_IP = '192.0.2.1';
+const ENGAGEMENT_UA = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36';
+/** The contact list named by `unsubscribe@` Subscription events. */
+export const SANDBOX_CONTACT_LIST = 'ses-lifecycle-sandbox';
 /** What SES writes in `diagnosticCode` for an address on its global suppression list. */
 export const GLOBAL_SUPPRESSION_DIAGNOSTIC =
   'Amazon SES has suppressed sending to this address because it has a recent history of bouncing as an invalid address. For more information about how to remove an address from the suppression list, see the Amazon SES Developer Guide: http://docs.aws.amazon.com/ses/latest/DeveloperGuide/remove-from-suppressionlist.html ';
@@ -180,6 +202,22 @@ export function planEvents(msg: SimulatedMessage, ctx: SimulatorContext, eventTi
   const recipients = [...msg.to, ...msg.cc, ...msg.bcc];
   const out: PlannedEvent[] = [];
   const perRecipient = recipients.map((r) => ({ r, outcome: classifyRecipient(r, ctx) }));
+
+  // Message-level outcomes: SES accepted the call (Send), then sent nothing to anyone.
+  if (msg.renderingFailure) {
+    // SES's Rendering Failure record: the mail object has no headers (nothing was rendered).
+    const { headers: _h, commonHeaders: _c, ...bare } = mail;
+    return [
+      { stage: 0, eventType: 'Send', recipients, event: { eventType: 'Send', mail, send: {} } },
+      { stage: 1, eventType: 'Rendering Failure', recipients, event: { eventType: 'Rendering Failure', mail: bare, failure: { errorMessage: msg.renderingFailure.errorMessage, templateName: msg.renderingFailure.templateName } } },
+    ];
+  }
+  if (msg.virus === true || perRecipient.some((p) => p.outcome === 'reject')) {
+    return [
+      { stage: 0, eventType: 'Send', recipients, event: { eventType: 'Send', mail, send: {} } },
+      { stage: 1, eventType: 'Reject', recipients, event: { eventType: 'Reject', mail, reject: { reason: 'Bad content' } } },
+    ];
+  }
 
   if (perRecipient.some((p) => p.outcome !== 'silent')) {
     out.push({ stage: 0, eventType: 'Send', recipients, event: { eventType: 'Send', mail, send: {} } });
@@ -288,6 +326,39 @@ export function planEvents(msg: SimulatedMessage, ctx: SimulatorContext, eventTi
         out.push(bounce(r, 1, 'Transient', 'MailboxFull', '5.2.2', 'smtp; 552 5.2.2 Mailbox full', dsnMta));
         break;
       case 'silent':
+      case 'reject': // handled above, for the whole message
+        break;
+      case 'open':
+      case 'click':
+        out.push(delivery(r, 1));
+        out.push({ stage: 2, eventType: 'Open', recipients: [r], event: { eventType: 'Open', mail, open: { ipAddress: ENGAGEMENT_IP, timestamp: iso(2), userAgent: ENGAGEMENT_UA } } });
+        if (outcome === 'click') {
+          out.push({
+            stage: 3,
+            eventType: 'Click',
+            recipients: [r],
+            event: { eventType: 'Click', mail, click: { ipAddress: ENGAGEMENT_IP, link: 'https://example.com/sandbox-link', linkTags: {}, timestamp: iso(3), userAgent: ENGAGEMENT_UA } },
+          });
+        }
+        break;
+      case 'unsubscribe':
+        out.push(delivery(r, 1));
+        out.push({
+          stage: 2,
+          eventType: 'Subscription',
+          recipients: [r],
+          event: {
+            eventType: 'Subscription',
+            mail,
+            subscription: {
+              contactList: SANDBOX_CONTACT_LIST,
+              timestamp: iso(2),
+              source: 'UnsubscribeHeader',
+              newTopicPreferences: { unsubscribeAll: true, topicSubscriptionStatus: [] },
+              oldTopicPreferences: { unsubscribeAll: false, topicSubscriptionStatus: [] },
+            },
+          },
+        });
         break;
       default: {
         const never: never = outcome;

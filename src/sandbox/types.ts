@@ -101,11 +101,11 @@ export interface AcceptedMessage {
   configurationSetName: string | null;
   /** ISO timestamp. */
   acceptedAt: string;
-  contentKind: 'simple' | 'raw';
+  contentKind: 'simple' | 'raw' | 'template';
 }
 
 /** SES event types the sandbox publishes (event-publishing `eventType` values). */
-export type SandboxEventType = 'Send' | 'Delivery' | 'Bounce' | 'Complaint' | 'DeliveryDelay' | 'Reject';
+export type SandboxEventType = 'Send' | 'Delivery' | 'Bounce' | 'Complaint' | 'DeliveryDelay' | 'Reject' | 'Open' | 'Click' | 'Rendering Failure' | 'Subscription';
 
 /** One HTTP delivery attempt of an SNS message to one subscription. */
 export interface DeliveryAttempt {

@@ -83,6 +83,7 @@ export async function buildWebhookApp(opts: WebhookOptions): Promise<FastifyInst
     certPathPattern: options.certPathPattern,
     timeoutMs: options.certFetchTimeoutMs,
     maxConcurrentFetchesPerHost: options.maxConcurrentCertFetchesPerHost,
+    now: options.now,
     ...(options.trustedCaPems !== undefined ? { trustedCaPems: options.trustedCaPems } : {}),
     ...(options.certIntermediatePems !== undefined ? { intermediatePems: options.certIntermediatePems } : {}),
     ...(options.certSubjectNames !== undefined ? { certSubjectNames: options.certSubjectNames } : {}),

@@ -11,4 +11,5 @@ export { amazonRootCas, DEFAULT_ISSUER_URL_PATTERN, expectedSigningCertNames, fi
 export { checkTimestamp, parseSnsBody, type ParsedBody } from './envelope';
 export { checkSigningCertUrl, checkSubscribeUrl, DEFAULT_CERT_PATH_PATTERN, DEFAULT_SNS_HOST_PATTERN, type UrlCheck } from './url-checks';
 export { TemporalReadiness } from './health';
+export { anyOf, signerTrustOptions, type SignerTrust } from './signer-trust';
 export type { SnsRouteStatus } from './sns-route';

@@ -60,6 +60,11 @@ export interface WebhookOptions {
   bodyLimit?: number;
   /** Oldest accepted SNS Timestamp (SNS retries keep the original one). Default 3 h; at least 2 h. */
   replayWindowMs?: number;
+  /**
+   * The clock (ms since epoch) of the replay window and of signing-certificate validity. Default
+   * `Date.now`. For tests that replay recorded messages (and their certificates) at their own time.
+   */
+  now?: () => number;
   /** Deadline for the Temporal calls that record one event. Default 8000 ms. */
   temporalTimeoutMs?: number;
   /** Deadline of the `/readyz` probe of Temporal. Default 2000 ms. */
@@ -112,6 +117,7 @@ export interface ResolvedWebhookOptions {
   rawMessageDelivery: boolean;
   bodyLimit: number;
   replayWindowMs: number;
+  now: () => number;
   temporalTimeoutMs: number;
   readinessTimeoutMs: number;
   orphanIdleTimeout: Duration | undefined;
@@ -195,6 +201,7 @@ export function resolveWebhookOptions(opts: WebhookOptions): ResolvedWebhookOpti
     rawMessageDelivery: opts.rawMessageDelivery === true,
     bodyLimit: positive('bodyLimit', opts.bodyLimit, DEFAULT_BODY_LIMIT),
     replayWindowMs,
+    now: opts.now ?? Date.now,
     temporalTimeoutMs: positive('temporalTimeoutMs', opts.temporalTimeoutMs, 8_000),
     readinessTimeoutMs: positive('readinessTimeoutMs', opts.readinessTimeoutMs, 2_000),
     orphanIdleTimeout: opts.orphanIdleTimeout,

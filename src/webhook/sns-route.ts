@@ -123,7 +123,7 @@ export const snsRoute: FastifyPluginCallback<SnsRouteOptions> = (app, { options,
     if (!options.allowAnyTopic && !options.allowedTopicArns.has(env.TopicArn)) {
       return reject(reply, log, 403, RejectReason.TopicNotAllowed);
     }
-    const stale = checkTimestamp(env.Timestamp, Date.now(), options.replayWindowMs);
+    const stale = checkTimestamp(env.Timestamp, options.now(), options.replayWindowMs);
     if (stale !== undefined) return reject(reply, log, 400, RejectReason.StaleTimestamp, stale);
     try {
       await verifier.verify(env);

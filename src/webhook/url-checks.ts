@@ -51,7 +51,14 @@ function commonChecks(raw: unknown, hostPattern: RegExp, maxLength: number): Url
   }
   if (url.hash !== '' || raw.includes('#')) return { ok: false, reason: 'fragment not allowed' };
   const bareHost = url.hostname.replace(/^\[|\]$/g, '');
-  if (isIP(bareHost) !== 0) return { ok: false, reason: 'IP literal not allowed' };
+  // An IP literal only when the pattern names that very address: a pattern that would also admit
+  // another address (a documentation one, TEST-NET / 2001:db8::) admits no IP at all.
+  const ipVersion = isIP(bareHost);
+  if (ipVersion !== 0) {
+    const canary = ipVersion === 4 ? (bareHost === '192.0.2.254' ? '192.0.2.253' : '192.0.2.254') : '[2001:db8::fe]';
+    const other = url.port === '' ? canary : `${canary}:${url.port}`;
+    if (!matchesWhole(hostPattern, url.host) || matchesWhole(hostPattern, other)) return { ok: false, reason: 'IP literal not allowed' };
+  }
   // `url.host` includes a non-default port, so the default patterns (which have no `:port`)
   // reject every explicit port. A sandbox pattern may allow its own port explicitly.
   if (!matchesWhole(hostPattern, url.host)) return { ok: false, reason: 'host not allowed' };
@@ -62,7 +69,8 @@ function commonChecks(raw: unknown, hostPattern: RegExp, maxLength: number): Url
  * Checks a `SigningCertURL` before anything fetches it.
  *
  * Rules: https; host matches `hostPattern` exactly (tested against `host`, i.e. hostname plus any
- * non-default port); no userinfo, IP literal, query or fragment; path matches `pathPattern` and
+ * non-default port); no userinfo, query or fragment; an IP literal only when `hostPattern` names
+ * that address (never with a pattern that would admit any other IP); path matches `pathPattern` and
  * ends in `.pem`; and the string is already in canonical form (`https://<host><path>`), so no
  * other URL parser (a proxy's, a legacy `url.parse`) can read it differently from WHATWG `URL` here.
  */
