@@ -164,6 +164,7 @@ function machine(cliVersion: string | undefined): Record<string, unknown> {
     temporalCli: cliVersion,
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     loadAvgAtStart: os.loadavg().map((x) => round(x, 2)),
+    uptimeAtStart: sh('uptime', []),
   };
 }
 
@@ -209,6 +210,19 @@ interface Ctx {
 interface ServerProcs {
   cpuSeconds(): number;
   rss(): number;
+}
+
+/**
+ * Proportional set size (shared pages split between the processes that map them), bytes: the
+ * PostgreSQL processes share shared_buffers, which RSS would count once per backend.
+ */
+function procPss(pid: number): number {
+  try {
+    const kb = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1];
+    return kb === undefined ? (procRss(pid) ?? 0) : Number(kb) * 1024;
+  } catch {
+    return 0;
+  }
 }
 
 /** The PostgreSQL postmaster and its backends (children), from the data dir's postmaster.pid. */
@@ -1172,7 +1186,8 @@ async function main(): Promise<void> {
     const server: ServerProcs = cl
       ? {
           cpuSeconds: () => [cl.temporal.pid, ...postgresPids(cl.postgres.dataDir)].reduce((a, p) => a + (procCpuSeconds(p) ?? 0), 0),
-          rss: () => [cl.temporal.pid, ...postgresPids(cl.postgres.dataDir)].reduce((a, p) => a + (procRss(p) ?? 0), 0),
+          // The server's RSS plus PostgreSQL's proportional set size (its backends share memory).
+          rss: () => (procRss(cl.temporal.pid) ?? 0) + postgresPids(cl.postgres.dataDir).reduce((a, p) => a + procPss(p), 0),
         }
       : { cpuSeconds: () => procCpuSeconds(devPid) ?? 0, rss: () => procRss(devPid) ?? 0 };
 
@@ -1221,6 +1236,8 @@ async function main(): Promise<void> {
   evaluateTargets(results);
   results.stragglers = stragglers;
   results.meta.finishedAt = new Date().toISOString();
+  results.meta.machine.loadAvgAtEnd = os.loadavg().map((x) => round(x, 2));
+  results.meta.machine.uptimeAtEnd = sh('uptime', []);
   results.meta.durationSec = round((Date.now() - startedAt.getTime()) / 1000, 1);
   results.notes.push(
     'All processes share this machine: the dev server, both workers, the webhook, the sandbox and the load generator compete for the same cores.',
