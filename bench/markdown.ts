@@ -280,5 +280,8 @@ export function writeBenchmarksMd(file: string, r: BenchResults, rawPath: string
   // Hand-written investigation notes (evidence gathered around the runs), kept next to the code.
   const findings = path.join(__dirname, 'findings.md');
   if (existsSync(findings)) lines.push(readFileSync(findings, 'utf8').trimEnd(), '');
+  // The dev server vs cluster vs homegrown peer section (bench/compare.ts renders its table).
+  const comparison = path.join(__dirname, 'comparison.md');
+  if (existsSync(comparison)) lines.push(readFileSync(comparison, 'utf8').trimEnd(), '');
   writeFileSync(file, lines.filter((l, i, a) => !(l === '' && a[i - 1] === '')).join('\n'));
 }
