@@ -38,12 +38,12 @@ import { LIFECYCLE_TAG, statusQuery, WORKFLOW_TYPE } from '../src/definitions';
 import type { SesSandbox } from '../src/sandbox';
 import { startStack, type RunningStack } from '../src/stack';
 import { freePorts, resolveTemporalCli } from '../src/temporal-cli';
-import { DEFAULT_CERT_PATH_PATTERN, SnsVerifier, snsStringToSign, type SnsEnvelope } from '../src/webhook';
+import { snsStringToSign, type SnsEnvelope } from '../src/webhook';
 import { WORKFLOWS_PATH } from '../src/worker';
 import { procCpuSeconds, procRss, startWorkerChild, type WorkerChild } from './children';
 import { median, paced, percentile, pool, Poster, round } from './load';
 import { cpuTable, costTable, resultsTable, scaleTable, timingsTable } from './report';
-import { signedEvent, type SentLifecycle } from './sns';
+import { sandboxVerifier, signedEvent, type SentLifecycle } from './sns';
 import type { BaselineRound, BenchResults, CostPath, CostSample, CpuShare, EventsRound, PacedResult, ScalePoint, SendsRound } from './types';
 
 // ------------------------------------------------------------------------------------------------
@@ -475,18 +475,6 @@ async function signalTimings(client: Client, ids: string[]): Promise<Record<stri
 // 7. Webhook alone: signature verification with the certificate cached
 // ------------------------------------------------------------------------------------------------
 
-/** An SnsVerifier that trusts the sandbox's certificates (as the stack's webhook does). */
-function sandboxVerifier(sandbox: SesSandbox): SnsVerifier {
-  return new SnsVerifier({
-    certHostPattern: new RegExp(`^${sandbox.certHost.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
-    certPathPattern: DEFAULT_CERT_PATH_PATTERN,
-    timeoutMs: 5_000,
-    // The sandbox CA: for the HTTPS fetch of the certificate, and as the chain's only anchor.
-    fetchCaPem: sandbox.caCertPem,
-    trustedCaPems: [sandbox.caCertPem],
-  });
-}
-
 async function benchVerify(ctx: Ctx): Promise<void> {
   log('7. signature verification (SnsVerifier, cert cached)');
   const { sandbox, topicArn } = ctx;
@@ -806,6 +794,9 @@ async function benchPeer(ctx: Ctx): Promise<void> {
     const atProductRate = productRate ? await pacedAt(productRate, 'product50') : undefined;
     const counts = await peer.counts();
     peerPoster.close();
+    // Answered 200 = row written: every event posted is one row (distinct message ids).
+    const posted = 50 + rounds.reduce((a, x) => a + x.ok, 0) + at50.n + (atProductRate?.n ?? 0);
+    if (counts.rows !== posted || counts.events !== posted) throw new Error(`peer: ${posted} events answered 200 but ${counts.rows} rows / ${counts.events} events in PostgreSQL`);
     ctx.results.peer = { rounds, eventsPerSec, at50, ...(atProductRate ? { atProductRate } : {}), rows: counts.rows, rowEvents: counts.events, poolSize: 10 };
     log(`   → ${eventsPerSec} events/s; ${counts.rows} rows hold ${counts.events} events`);
   } catch (err) {
