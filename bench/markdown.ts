@@ -130,7 +130,7 @@ export function writeBenchmarksMd(file: string, r: BenchResults, rawPath: string
     '',
     'Flags: `--rounds N`, `--n N` (workflows/lifecycles/events per round), `--concurrency N` (default 100), `--scale N`, `--cache N` ' +
       '(worker maxCachedWorkflows, default 1000), `--scale-rate N` (events/s of the scale latency probe), `--data-root DIR`, ' +
-      '`--scale-recipient success|silent`, `--max-others CORES`, `--max-tries N`, `--keep-data`.',
+      '`--scale-recipient success|silent`, `--max-others CORES`, `--max-tries N`, `--keep-data`, `--temporal dev|cluster` (cluster: the Temporal server on PostgreSQL as `npm run test:cluster` starts it), `--no-peer` (skip the homegrown peer).',
     '',
     '## Results',
     '',
@@ -280,5 +280,8 @@ export function writeBenchmarksMd(file: string, r: BenchResults, rawPath: string
   // Hand-written investigation notes (evidence gathered around the runs), kept next to the code.
   const findings = path.join(__dirname, 'findings.md');
   if (existsSync(findings)) lines.push(readFileSync(findings, 'utf8').trimEnd(), '');
+  // The dev server vs cluster vs homegrown peer section (bench/compare.ts renders its table).
+  const comparison = path.join(__dirname, 'comparison.md');
+  if (existsSync(comparison)) lines.push(readFileSync(comparison, 'utf8').trimEnd(), '');
   writeFileSync(file, lines.filter((l, i, a) => !(l === '' && a[i - 1] === '')).join('\n'));
 }

@@ -5,6 +5,12 @@
  *   npm run bench                 full run (3 rounds, 20 000 open lifecycles)
  *   npm run bench -- --quick      development run (1 round, 2 000 open lifecycles, < 2 min)
  *   npm run bench -- --write-md   also write BENCHMARKS.md
+ *   npm run bench -- --temporal cluster
+ *                                 the same measurements against the real Temporal server on a
+ *                                 throwaway PostgreSQL, started as `npm run test:cluster` starts it
+ *                                 (test/cluster/cluster.ts), the bare-Temporal baseline on it too
+ *   npm run bench -- --no-peer    without the homegrown peer (bench/peer.ts: Fastify + SNS verify +
+ *                                 one PostgreSQL UPSERT per event) on a throwaway PostgreSQL
  *
  * Other flags: --rounds N, --scale N, --concurrency N, --cache N (worker maxCachedWorkflows),
  * --scale-rate N (events/s for the scale latency probe), --keep-data.
@@ -17,24 +23,27 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createPublicKey, createVerify, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client } from '@temporalio/client';
+import { Client as TemporalClient, Connection, type Client } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import pino from 'pino';
 import { loadConfig } from '../src/config';
+import { ensureNamespace, ensureSearchAttributes } from '../src/search-attributes';
+import { forgetOnExit, PG_PASSWORD, PG_USER, startCluster, startPostgres, type Cluster, type Postgres } from '../test/cluster/cluster';
+import { startPeer, type Peer } from './peer';
 import { LIFECYCLE_TAG, statusQuery, WORKFLOW_TYPE } from '../src/definitions';
 import type { SesSandbox } from '../src/sandbox';
 import { startStack, type RunningStack } from '../src/stack';
 import { freePorts, resolveTemporalCli } from '../src/temporal-cli';
-import { DEFAULT_CERT_PATH_PATTERN, SnsVerifier, type SnsEnvelope } from '../src/webhook';
+import { snsStringToSign, type SnsEnvelope } from '../src/webhook';
 import { WORKFLOWS_PATH } from '../src/worker';
 import { procCpuSeconds, procRss, startWorkerChild, type WorkerChild } from './children';
 import { median, paced, percentile, pool, Poster, round } from './load';
 import { cpuTable, costTable, resultsTable, scaleTable, timingsTable } from './report';
-import { signedEvent, type SentLifecycle } from './sns';
+import { sandboxVerifier, signedEvent, type SentLifecycle } from './sns';
 import type { BaselineRound, BenchResults, CostPath, CostSample, CpuShare, EventsRound, PacedResult, ScalePoint, SendsRound } from './types';
 
 // ------------------------------------------------------------------------------------------------
@@ -55,6 +64,8 @@ const num = (name: string, dflt: number): number => {
   return v;
 };
 const QUICK = flag('quick');
+const TEMPORAL = str('temporal', 'dev');
+if (TEMPORAL !== 'dev' && TEMPORAL !== 'cluster') throw new Error('--temporal is dev (the embedded dev server, default) or cluster (Temporal server on PostgreSQL)');
 const P = {
   rounds: num('rounds', QUICK ? 1 : 3),
   /** Workflows per baseline round / lifecycles per sends round / events per events round. */
@@ -153,6 +164,7 @@ function machine(cliVersion: string | undefined): Record<string, unknown> {
     temporalCli: cliVersion,
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     loadAvgAtStart: os.loadavg().map((x) => round(x, 2)),
+    uptimeAtStart: sh('uptime', []),
   };
 }
 
@@ -190,6 +202,50 @@ interface Ctx {
   delivered: SentLifecycle[];
   /** First workflow id of each baseline round attempt (for the cost comparison). */
   baselineIds: string[];
+  /** The Temporal server's processes: the dev server, or the cluster's server and PostgreSQL. */
+  server: ServerProcs;
+}
+
+/** CPU seconds and RSS of the Temporal server side (with its database, on the cluster). */
+interface ServerProcs {
+  cpuSeconds(): number;
+  rss(): number;
+}
+
+/**
+ * Proportional set size (shared pages split between the processes that map them), bytes: the
+ * PostgreSQL processes share shared_buffers, which RSS would count once per backend.
+ */
+function procPss(pid: number): number {
+  try {
+    const kb = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1];
+    return kb === undefined ? (procRss(pid) ?? 0) : Number(kb) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** The PostgreSQL postmaster and its backends (children), from the data dir's postmaster.pid. */
+function postgresPids(dataDir: string): number[] {
+  let master: number;
+  try {
+    master = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    return [];
+  }
+  const pids = [master];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      // pid (comm) state ppid ...: comm may contain spaces, so split after the last ')'.
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === master) pids.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
 }
 
 function cpuSnap(ctx: Ctx): CpuSnap {
@@ -199,7 +255,7 @@ function cpuSnap(ctx: Ctx): CpuSnap {
     bench: (u.user + u.system) / 1e6,
     worker: procCpuSeconds(ctx.lcWorker.pid) ?? 0,
     baselineWorker: procCpuSeconds(ctx.baseWorker.pid) ?? 0,
-    devServer: procCpuSeconds(ctx.stack.devServer?.pid ?? -1) ?? 0,
+    devServer: ctx.server.cpuSeconds(),
     system: systemBusySeconds(),
   };
 }
@@ -422,14 +478,7 @@ async function signalTimings(client: Client, ids: string[]): Promise<Record<stri
 async function benchVerify(ctx: Ctx): Promise<void> {
   log('7. signature verification (SnsVerifier, cert cached)');
   const { sandbox, topicArn } = ctx;
-  const verifier = new SnsVerifier({
-    certHostPattern: new RegExp(`^${sandbox.certHost.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
-    certPathPattern: DEFAULT_CERT_PATH_PATTERN,
-    timeoutMs: 5_000,
-    // The sandbox CA: for the HTTPS fetch of the certificate, and as the chain's only anchor.
-    fetchCaPem: sandbox.caCertPem,
-    trustedCaPems: [sandbox.caCertPem],
-  });
+  const verifier = sandboxVerifier(sandbox);
   const lc: SentLifecycle = { lifecycleId: 'msg-verify', sesMessageId: '0100-verify', recipient: 'a@example.com' };
   const envs = (v: '1' | '2'): SnsEnvelope[] =>
     Array.from({ length: 200 }, () => {
@@ -470,8 +519,8 @@ async function benchVerify(ctx: Ctx): Promise<void> {
     );
   });
   const publicKey = createPublicKey(certPem);
-  const stringToSign = (m: SnsEnvelope) =>
-    `Message\n${m.Message}\nMessageId\n${m.MessageId}\nTimestamp\n${m.Timestamp}\nTopicArn\n${m.TopicArn}\nType\n${m.Type}\n`;
+  // The string SNS signs (with Subject, which SES notifications carry).
+  const stringToSign = snsStringToSign;
   let n = 0;
   const t0 = performance.now();
   while (performance.now() - t0 < P.verifySec * 1000) {
@@ -689,6 +738,79 @@ async function benchE2e(ctx: Ctx): Promise<void> {
 }
 
 // ------------------------------------------------------------------------------------------------
+// 8. The homegrown peer (bench/peer.ts): verify + one PostgreSQL UPSERT per event
+// ------------------------------------------------------------------------------------------------
+
+async function benchPeer(ctx: Ctx): Promise<void> {
+  log(`8. homegrown peer: Fastify + SNS verification + one PostgreSQL UPSERT per event; ${P.rounds} × ${P.n} Delivery posts, concurrency ${P.concurrency}, then paced`);
+  const root = mkdtempSync(path.join(os.tmpdir(), 'ses-lifecycle-peer-'));
+  chmodSync(root, 0o755); // the postgres user (when we are root) must reach its folder inside
+  let pg: Postgres | undefined;
+  let peer: Peer | undefined;
+  try {
+    pg = await startPostgres(path.join(root, 'pg'));
+    const pgPids = pg.dataDir;
+    peer = await startPeer({ pg: { port: pg.port, user: PG_USER, password: PG_PASSWORD }, verifier: sandboxVerifier(ctx.sandbox), allowedTopicArns: [ctx.topicArn] });
+    const peerPoster = new Poster(peer.url, P.concurrency);
+    const fake = (tag: string, i: number): SentLifecycle => ({ lifecycleId: `peer-${RUN}-${tag}-${i}`, sesMessageId: `0100peer${RUN}${tag}x${i}`, recipient: `p${i}@example.com` });
+    const peerCpu = (): number => postgresPids(pgPids).reduce((a, p) => a + (procCpuSeconds(p) ?? 0), 0);
+    const post = async (p: { body: string; headers: Record<string, string> }): Promise<void> => {
+      const r = await peerPoster.post(p.body, p.headers);
+      if (r.status !== 200) throw new Error(`peer answered ${r.status}: ${r.text.slice(0, 200)}`);
+    };
+    // Warm-up: the certificate fetch and the pool's connections.
+    await pool(50, 10, (i) => post(signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', fake('w', i))));
+    const rounds: { n: number; ms: number; ok: number; otherCores: number; postgresCores: number; benchCores: number }[] = [];
+    for (let r = 0; r < P.rounds; r++) {
+      const posts = Array.from({ length: P.n }, (_, i) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', fake(`r${r}`, i)));
+      await settle(ctx);
+      const c0 = cpuSnap(ctx);
+      const pg0 = peerCpu();
+      const t0 = performance.now();
+      let ok = 0;
+      await pool(posts.length, P.concurrency, async (i) => {
+        await post(posts[i]!);
+        ok++;
+      });
+      const ms = performance.now() - t0;
+      const share = cpuShare(c0, cpuSnap(ctx));
+      const postgresCores = round((peerCpu() - pg0) / share.wallSec, 2);
+      rounds.push({ n: posts.length, ms: round(ms), ok, otherCores: round(Math.max(0, share.others - postgresCores), 2), postgresCores, benchCores: share.bench });
+      log(`   round ${r + 1}: ${round((ok * 1000) / ms)} events/s (answered = row written; bench process ${share.bench} cores, PostgreSQL ${postgresCores} cores, others ${rounds.at(-1)!.otherCores} cores)`);
+    }
+    const eventsPerSec = round(median(rounds.map((x) => (x.ok * 1000) / x.ms)), 1);
+    const pacedAt = async (rate: number, tag: string): Promise<PacedResult> => {
+      const n = Math.max(20, Math.round(rate * P.pacedSec));
+      const posts = Array.from({ length: n }, (_, i) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', fake(tag, i)));
+      await settle(ctx);
+      const out = await paced(n, rate, (i) => post(posts[i]!));
+      const s = pacedSummary(rate, out);
+      log(`   paced ${round(rate)} events/s (${tag}): p50 ${s.p50} ms, p99 ${s.p99} ms, errors ${s.errors}`);
+      return s;
+    };
+    const at50 = await pacedAt(eventsPerSec * 0.5, 'half');
+    // The product's half-load rate, for latency at the same offered load.
+    const productRate = ctx.results.events?.at50?.offeredRate;
+    const atProductRate = productRate ? await pacedAt(productRate, 'product50') : undefined;
+    const counts = await peer.counts();
+    peerPoster.close();
+    // Answered 200 = row written: every event posted is one row (distinct message ids).
+    const posted = 50 + rounds.reduce((a, x) => a + x.ok, 0) + at50.n + (atProductRate?.n ?? 0);
+    if (counts.rows !== posted || counts.events !== posted) throw new Error(`peer: ${posted} events answered 200 but ${counts.rows} rows / ${counts.events} events in PostgreSQL`);
+    ctx.results.peer = { rounds, eventsPerSec, at50, ...(atProductRate ? { atProductRate } : {}), rows: counts.rows, rowEvents: counts.events, poolSize: 10 };
+    log(`   → ${eventsPerSec} events/s; ${counts.rows} rows hold ${counts.events} events`);
+  } catch (err) {
+    ctx.results.notes.push(`homegrown peer not measured: ${err instanceof Error ? err.message : String(err)}`);
+    log(`   peer not measured: ${String(err)}`);
+  } finally {
+    await peer?.close().catch(() => undefined);
+    await pg?.dispose().catch(() => undefined);
+    forgetOnExit('postgres');
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
 // 5. Cost per email
 // ------------------------------------------------------------------------------------------------
 
@@ -826,7 +948,7 @@ async function scalePoint(ctx: Ctx, gc: boolean): Promise<ScalePoint> {
     workerRss: procRss(ctx.lcWorker.pid) ?? st.rss,
     workerHeapUsed: st.heapUsed,
     cachedWorkflows: st.numCachedWorkflows,
-    devServerRss: procRss(ctx.stack.devServer?.pid ?? -1) ?? 0,
+    devServerRss: ctx.server.rss(),
     benchRss: process.memoryUsage().rss,
   };
 }
@@ -972,7 +1094,7 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(path.join(P.dataRoot, 'ses-lifecycle-bench-'));
   const cli = await resolveTemporalCli({ allowSdkDownload: false });
   const results: BenchResults = {
-    meta: { startedAt: startedAt.toISOString(), command, mode: QUICK ? 'quick' : 'full', params: { ...P }, machine: machine(cli.version) },
+    meta: { startedAt: startedAt.toISOString(), command, mode: QUICK ? 'quick' : 'full', temporal: TEMPORAL, params: { ...P }, machine: machine(cli.version) },
     cpu: {},
     timings: {},
     contention: [],
@@ -980,6 +1102,7 @@ async function main(): Promise<void> {
     notes: [],
   };
   let stack: RunningStack | undefined;
+  let cluster: Cluster | undefined;
   const children: WorkerChild[] = [];
   let poster: Poster | undefined;
   let cleaned = false;
@@ -990,6 +1113,7 @@ async function main(): Promise<void> {
     poster?.close();
     await Promise.all(children.map((c) => c.stop().catch(() => undefined)));
     await stack?.stop().catch((err: unknown) => log(`stop failed: ${String(err)}`));
+    await cluster?.stop().catch((err: unknown) => log(`cluster stop failed: ${String(err)}`));
     if (!flag('keep-data')) rmSync(dataDir, { recursive: true, force: true });
   };
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -1020,8 +1144,25 @@ async function main(): Promise<void> {
       SES_PACE_TO_SEND_RATE: 'false',
       LOG_LEVEL: 'warn',
     });
-    log('starting the stack (dev server, sandbox, webhook)');
+    let external: { address: string; namespace: string } | undefined;
+    if (TEMPORAL === 'cluster') {
+      log('starting the cluster: PostgreSQL, Temporal schemas, Temporal server (test/cluster/cluster.ts)');
+      cluster = await startCluster();
+      results.meta.cluster = { serverVersion: cluster.build.version, timings: cluster.timings };
+      // The namespace and search attributes through the product's own setup code.
+      const conn = await Connection.connect({ address: cluster.temporal.address });
+      try {
+        const c = new TemporalClient({ connection: conn, namespace: config.temporal.namespace });
+        await ensureNamespace(c, config.temporal.namespace);
+        await ensureSearchAttributes(c, config.temporal.namespace);
+      } finally {
+        await conn.close();
+      }
+      external = { address: cluster.temporal.address, namespace: config.temporal.namespace };
+    }
+    log(`starting the stack (${external ? `Temporal server on PostgreSQL at ${external.address}` : 'dev server'}, sandbox, webhook)`);
     stack = await startStack({
+      ...(external ? { temporal: external } : {}),
       config,
       // Events the sandbox publishes itself (cost paths) come 1 s apart, closer to real SES than
       // the 50 ms default, so Send and Delivery land in separate workflow tasks as in production.
@@ -1030,7 +1171,16 @@ async function main(): Promise<void> {
       logger: pino({ level: 'warn' }),
     });
     if (!stack.sandbox || !stack.topicArn) throw new Error('stack has no sandbox');
-    log(`   dev server ${stack.temporalAddress} (pid ${stack.devServer?.pid}), webhook ${stack.webhookUrl}`);
+    log(`   Temporal ${stack.temporalAddress} (pid ${stack.devServer?.pid ?? cluster?.temporal.pid}), webhook ${stack.webhookUrl}`);
+    const cl = cluster;
+    const devPid = stack.devServer?.pid ?? -1;
+    const server: ServerProcs = cl
+      ? {
+          cpuSeconds: () => [cl.temporal.pid, ...postgresPids(cl.postgres.dataDir)].reduce((a, p) => a + (procCpuSeconds(p) ?? 0), 0),
+          // The server's RSS plus PostgreSQL's proportional set size (its backends share memory).
+          rss: () => (procRss(cl.temporal.pid) ?? 0) + postgresPids(cl.postgres.dataDir).reduce((a, p) => a + procPss(p), 0),
+        }
+      : { cpuSeconds: () => procCpuSeconds(devPid) ?? 0, rss: () => procRss(devPid) ?? 0 };
 
     log('starting workers in child processes');
     const common = { address: stack.temporalAddress, namespace: stack.namespace, maxCachedWorkflows: P.cache };
@@ -1047,7 +1197,7 @@ async function main(): Promise<void> {
     ]);
     children.push(lcWorker, baseWorker);
     poster = new Poster(stack.webhookUrl, P.concurrency);
-    const ctx: Ctx = { stack, sandbox: stack.sandbox, topicArn: stack.topicArn, client: stack.client, lcWorker, baseWorker, poster, results, delivered: [], baselineIds: [] };
+    const ctx: Ctx = { stack, sandbox: stack.sandbox, topicArn: stack.topicArn, client: stack.client, lcWorker, baseWorker, poster, results, delivered: [], baselineIds: [], server };
 
     await benchVerify(ctx);
     await benchBaseline(ctx);
@@ -1056,6 +1206,7 @@ async function main(): Promise<void> {
     await benchSends(ctx);
     await benchEvents(ctx);
     await benchE2e(ctx);
+    if (!flag('no-peer')) await benchPeer(ctx);
     await scaleHigh(ctx, low);
   } catch (err) {
     // Keep what was measured: the raw file and the table are written anyway, then the run fails.
@@ -1063,7 +1214,7 @@ async function main(): Promise<void> {
     results.error = failure.stack ?? failure.message;
     log(`FAILED: ${failure.message}`);
   } finally {
-    const devPid = stack?.devServer?.pid;
+    const devPid = stack?.devServer?.pid ?? cluster?.temporal.pid;
     const childPids = children.map((c) => c.pid);
     await cleanup();
     process.off('SIGINT', onSignal);
@@ -1076,6 +1227,8 @@ async function main(): Promise<void> {
   evaluateTargets(results);
   results.stragglers = stragglers;
   results.meta.finishedAt = new Date().toISOString();
+  results.meta.machine.loadAvgAtEnd = os.loadavg().map((x) => round(x, 2));
+  results.meta.machine.uptimeAtEnd = sh('uptime', []);
   results.meta.durationSec = round((Date.now() - startedAt.getTime()) / 1000, 1);
   results.notes.push(
     'All processes share this machine: the dev server, both workers, the webhook, the sandbox and the load generator compete for the same cores.',

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { SesSandbox, SnsMessage } from '../src/sandbox';
+import { DEFAULT_CERT_PATH_PATTERN, SnsVerifier } from '../src/webhook';
 import { sesEventJson, type EventKind } from '../test/helpers/ses-json';
 
 /** A lifecycle whose email the sandbox accepted. */
@@ -61,4 +62,16 @@ export function signedSesNotification(sandbox: SesSandbox, topicArn: string, eve
     },
     message,
   };
+}
+
+/** An SnsVerifier that trusts the sandbox's certificates (as the stack's webhook does). */
+export function sandboxVerifier(sandbox: SesSandbox): SnsVerifier {
+  return new SnsVerifier({
+    certHostPattern: new RegExp(`^${sandbox.certHost.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
+    certPathPattern: DEFAULT_CERT_PATH_PATTERN,
+    timeoutMs: 5_000,
+    // The sandbox CA: for the HTTPS fetch of the certificate, and as the chain's only anchor.
+    fetchCaPem: sandbox.caCertPem,
+    trustedCaPems: [sandbox.caCertPem],
+  });
 }

@@ -96,6 +96,9 @@ export interface BenchResults {
     finishedAt?: string;
     command: string;
     mode: 'quick' | 'full';
+    /** Which Temporal server: the embedded dev server (SQLite) or the cluster (server on PostgreSQL). Absent: dev. */
+    temporal?: string;
+    cluster?: { serverVersion: string; timings: Record<string, number> };
     params: Record<string, unknown>;
     machine: Record<string, unknown>;
     durationSec?: number;
@@ -104,6 +107,17 @@ export interface BenchResults {
   baseline?: { rounds: BaselineRound[]; startsPerSec: number; clientStartsPerSec: number; signalsPerSec: number; cyclesPerSec: number; signalToCompletePerSec: number };
   sends?: { rounds: SendsRound[]; sentPerSec: number; callsPerSec: number };
   events?: { rounds: EventsRound[]; eventsPerSec: number; processedPerSec: number; at50?: PacedResult; at90?: PacedResult };
+  /** The homegrown peer (bench/peer.ts): verify + one PostgreSQL UPSERT per event; answered = row written. */
+  peer?: {
+    rounds: { n: number; ms: number; ok: number; otherCores: number; postgresCores: number; benchCores: number }[];
+    eventsPerSec: number;
+    at50: PacedResult;
+    /** Paced at the product's half-load rate (events.at50.offeredRate). */
+    atProductRate?: PacedResult;
+    rows: number;
+    rowEvents: number;
+    poolSize: number;
+  };
   e2e?: { samples: number[]; postMs: number[]; p50: number; p99: number; max: number; postP50: number };
   cost?: { paths: CostPath[]; baseline?: CostSample & { usdPerMillion: number }; rule: string; usdPerMillionActions: number };
   scale?: {

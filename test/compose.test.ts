@@ -3,17 +3,20 @@
  *
  * There is no Docker engine here (nor in CI), so nothing is built or started in containers.
  * Instead:
- *   - the compose model is read with `docker compose config --format json` when the docker CLI
- *     and its compose plugin are present (the tests say clearly why they skip otherwise) and
- *     checked against the app: services, health checks, env names ⊆ ENV_SCHEMA, and the
- *     search-attribute job ⊆ SEARCH_ATTRIBUTES, exactly;
+ *   - the compose files are read as Compose reads them (test/helpers/compose.ts: YAML, anchors,
+ *     interpolation, merge of the override file) and validated against the published Compose
+ *     Specification JSON schema (test/compose-spec/, vendored), then the model is checked against
+ *     the app: services, health checks, env names ⊆ ENV_SCHEMA, mounted files exist, ports, and
+ *     the search-attribute job ⊆ SEARCH_ATTRIBUTES, exactly;
+ *   - where the docker CLI and its compose plugin happen to be installed (CI does not build it),
+ *     `docker compose config --format json` is run too and must agree with that model;
  *   - the scripts compose runs (the search-attribute job, the worker's and the webhook's health
  *     checks) are run here for real against the test Temporal dev server, a real worker and a
  *     real webhook: the same processes, without Docker;
  *   - the Dockerfile's recipe is checked statically (always runs).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -25,6 +28,7 @@ import { ConfigError, ENV_SCHEMA, loadConfig } from '../src/config';
 import { SEARCH_ATTRIBUTES } from '../src/definitions';
 import { startWebhookServer, type WebhookServer } from '../src/webhook';
 import { createLifecycleWorker } from '../src/worker';
+import { loadCompose, schemaErrors, type ComposeModel, type ComposeService } from './helpers/compose';
 import { getTestConnection, uniqueTaskQueue } from './helpers/temporal';
 
 const execFileAsync = promisify(execFile);
@@ -37,22 +41,6 @@ const ONE_SHOT = new Set(['temporal-schema', 'temporal-setup']);
 const OURS = ['worker', 'webhook'] as const;
 /** Read by the AWS SDK's default credentials chain, not by src/config.ts: passed through from the host. */
 const AWS_SDK_CREDENTIAL_VARIABLES = new Set(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']);
-
-interface ComposeService {
-  image?: string;
-  build?: { context: string; dockerfile?: string };
-  command?: string[] | null;
-  entrypoint?: string[] | null;
-  environment?: Record<string, string | null>;
-  healthcheck?: { test?: string[]; disable?: boolean };
-  depends_on?: Record<string, { condition: string }>;
-  restart?: string;
-  ports?: { target: number; published?: string }[];
-}
-interface ComposeModel {
-  name: string;
-  services: Record<string, ComposeService>;
-}
 
 /** `docker compose config` resolves `$$` to `$$` still (re-loadable YAML); a container sees `$`. */
 const unescape = (s: string): string => s.replace(/\$\$/g, '$');
@@ -69,10 +57,19 @@ function detectCompose(): { ok: true } | { ok: false; reason: string } {
 }
 
 const compose = detectCompose();
-if (!compose.ok) console.warn(`[compose.test] skipping the docker compose checks: ${compose.reason}. Install the docker CLI with its compose plugin to run them (no engine needed).`);
+if (!compose.ok) console.warn(`[compose.test] not cross-checking with \`docker compose config\`: ${compose.reason} (the schema and model checks run anyway).`);
+
+/**
+ * The compose model as `docker compose config` would render it, with a clean environment and
+ * `extraEnv`: schema-validated (throws naming the file and the errors, or a missing required
+ * variable).
+ */
+function composeConfig(extraEnv: Record<string, string> = {}, overrides: string[] = []): ComposeModel {
+  return loadCompose([COMPOSE_FILE, ...overrides.map((f) => path.join(ROOT, f))], { env: extraEnv, projectDir: ROOT });
+}
 
 /** Runs `docker compose config --format json` with a clean environment and an empty env file. */
-async function composeConfig(extraEnv: Record<string, string> = {}, overrides: string[] = []): Promise<ComposeModel> {
+async function dockerComposeConfig(extraEnv: Record<string, string> = {}, overrides: string[] = []): Promise<ComposeModel> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'compose-test-'));
   const envFile = path.join(dir, 'empty.env');
   writeFileSync(envFile, '');
@@ -82,10 +79,10 @@ async function composeConfig(extraEnv: Record<string, string> = {}, overrides: s
   return JSON.parse(stdout) as ComposeModel;
 }
 
-describe.skipIf(!compose.ok)(compose.ok ? 'docker-compose.yml (docker compose config)' : `docker-compose.yml (skipped: ${compose.reason})`, () => {
+describe('docker-compose.yml (Compose Specification schema + model checks)', () => {
   let model: ComposeModel;
-  beforeAll(async () => {
-    model = await composeConfig();
+  beforeAll(() => {
+    model = composeConfig();
   });
   const svc = (name: string): ComposeService => {
     const s = model.services[name];
@@ -102,6 +99,54 @@ describe.skipIf(!compose.ok)(compose.ok ? 'docker-compose.yml (docker compose co
     expect(t.slice(0, 3)).toEqual(['CMD', 'node', '-e']);
     return unescape(t[3] ?? '');
   };
+
+  it('follows the published Compose Specification schema (both files); the schema rejects a typo, a wrong type and a stray top-level key', () => {
+    const text = readFileSync(COMPOSE_FILE, 'utf8');
+    expect(schemaErrors(text)).toEqual([]);
+    expect(schemaErrors(readFileSync(path.join(ROOT, 'deploy/compose.temporal-cloud.yml'), 'utf8'), { TEMPORAL_ADDRESS: 'a:7233', TEMPORAL_NAMESPACE: 'n' })).toEqual([]);
+    // The worker's `healthcheck:` misspelt: Compose refuses the file ("additional property").
+    const typo = text.replace(/^( {2}worker:\n(?: {4}.*\n|\n)*?) {4}healthcheck:/m, '$1    healtcheck:');
+    expect(typo).not.toBe(text);
+    expect(schemaErrors(typo)).toContainEqual('services.worker: must NOT have additional properties (healtcheck)');
+    expect(() => loadCompose([COMPOSE_FILE], {})).not.toThrow();
+    // A mapping where a list of ports belongs, and an unknown top-level section.
+    expect(schemaErrors(text.replace('    ports:\n      - "${WEBHOOK_HOST_PORT:-3000}:3000"', '    ports:\n      webhook: 3000')).some((e) => e.startsWith('services.webhook.ports: must be array'))).toBe(true);
+    expect(schemaErrors(`${text}\nservice:\n  x: {}\n`)).toContainEqual('(root): must NOT have additional properties (service)');
+  });
+
+  it('every file or folder a service mounts from the repository exists', () => {
+    const mounts = Object.entries(model.services).flatMap(([name, s]) =>
+      (s.volumes ?? []).map((v) => [name, typeof v === 'string' ? v.split(':')[0]! : String((v as { source?: string }).source ?? '')] as const),
+    );
+    const binds = mounts.filter(([, src]) => src.startsWith('./') || src.startsWith('/'));
+    expect(binds.map(([n]) => n)).toEqual(['temporal', 'temporal']);
+    for (const [name, src] of binds) expect(existsSync(path.resolve(ROOT, src)), `${name}: ${src}`).toBe(true);
+    const dynamic = svc('temporal').environment?.DYNAMIC_CONFIG_FILE_PATH ?? '';
+    expect(existsSync(path.join(ROOT, 'deploy/temporal/dynamicconfig', path.basename(dynamic))), dynamic).toBe(true);
+  });
+
+  it('ports agree with the addresses the services use', () => {
+    expect(svc('temporal').ports).toEqual([{ target: 7233, published: '7233' }]);
+    expect(svc('temporal-ui').ports).toEqual([{ target: 8080, published: '8080' }]);
+    for (const name of OURS) expect(svc(name).environment?.TEMPORAL_ADDRESS).toBe(`temporal:${svc('temporal').ports?.[0]?.target}`);
+    expect(String(svc('webhook').ports?.[0]?.target)).toBe(svc('webhook').environment?.WEBHOOK_PORT);
+    expect(composeConfig({ WEBHOOK_HOST_PORT: '3900', TEMPORAL_HOST_PORT: '17233' }).services.webhook?.ports).toEqual([{ target: 3000, published: '3900' }]);
+  });
+
+  it.skipIf(!compose.ok)(compose.ok ? 'agrees with `docker compose config` (the plugin is installed here)' : `agrees with \`docker compose config\` (skipped: ${compose.reason})`, async () => {
+    const theirs = await dockerComposeConfig();
+    expect(Object.keys(theirs.services).sort()).toEqual(Object.keys(model.services).sort());
+    for (const [name, s] of Object.entries(theirs.services)) {
+      const ours = svc(name);
+      expect(ours.image, name).toBe(s.image);
+      expect(ours.environment ?? {}, name).toEqual(s.environment ?? {});
+      expect(ours.command ?? null, name).toEqual(s.command ?? null);
+      expect(ours.entrypoint ?? null, name).toEqual(s.entrypoint ?? null);
+      expect(ours.healthcheck?.test, name).toEqual(s.healthcheck?.test);
+      expect(Object.fromEntries(Object.entries(ours.depends_on ?? {}).map(([k, v]) => [k, v.condition])), name).toEqual(Object.fromEntries(Object.entries(s.depends_on ?? {}).map(([k, v]) => [k, v.condition])));
+      expect((ours.ports ?? []).map((p) => [p.target, p.published]), name).toEqual((s.ports ?? []).map((p) => [p.target, p.published]));
+    }
+  }, 90_000);
 
   it('has the Temporal cluster on PostgreSQL, its UI, the setup jobs, our worker and webhook', () => {
     expect(model.name).toBe('ses-lifecycle');
@@ -161,13 +206,13 @@ describe.skipIf(!compose.ok)(compose.ok ? 'docker-compose.yml (docker compose co
     }
   });
 
-  it("compose's values are valid config; without SNS_ALLOWED_TOPIC_ARNS the app refuses to start, naming it", async () => {
+  it("compose's values are valid config; without SNS_ALLOWED_TOPIC_ARNS the app refuses to start, naming it", () => {
     const asEnv = (s: ComposeService): Record<string, string> => Object.fromEntries(Object.entries(s.environment ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'));
     expect(() => loadConfig(asEnv(svc('worker')))).toThrow(ConfigError);
     expect(() => loadConfig(asEnv(svc('worker')))).toThrow(/SNS_ALLOWED_TOPIC_ARNS/);
 
     const arn = 'arn:aws:sns:eu-west-1:123456789012:ses-lifecycle-events';
-    const withHostEnv = await composeConfig({ SNS_ALLOWED_TOPIC_ARNS: arn, AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE' });
+    const withHostEnv = composeConfig({ SNS_ALLOWED_TOPIC_ARNS: arn, AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE' });
     for (const name of OURS) {
       const s = withHostEnv.services[name];
       expect(s?.environment?.AWS_ACCESS_KEY_ID).toBe('AKIAEXAMPLE');
@@ -179,8 +224,8 @@ describe.skipIf(!compose.ok)(compose.ok ? 'docker-compose.yml (docker compose co
     }
   });
 
-  it('the Temporal Cloud override points only our services at Cloud, still with variables the app reads', async () => {
-    const cloud = await composeConfig(
+  it('the Temporal Cloud override points only our services at Cloud, still with variables the app reads', () => {
+    const cloud = composeConfig(
       { TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_NAMESPACE: 'ns.acct', TEMPORAL_API_KEY: 'key', SNS_ALLOWED_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:t' },
       ['deploy/compose.temporal-cloud.yml'],
     );
@@ -194,7 +239,7 @@ describe.skipIf(!compose.ok)(compose.ok ? 'docker-compose.yml (docker compose co
       expect(config.temporal).toMatchObject({ address: 'ns.acct.tmprl.cloud:7233', namespace: 'ns.acct', apiKey: 'key', tls: true });
     }
     // Without the Cloud variables compose refuses to render, naming one (its order varies).
-    await expect(composeConfig({}, ['deploy/compose.temporal-cloud.yml'])).rejects.toThrow(/required variable TEMPORAL_(ADDRESS|NAMESPACE)/);
+    expect(() => composeConfig({}, ['deploy/compose.temporal-cloud.yml'])).toThrow(/required variable TEMPORAL_(ADDRESS|NAMESPACE)/);
   });
 
   it('the search-attribute job registers exactly SEARCH_ATTRIBUTES', () => {

@@ -34,8 +34,9 @@ export const SERVER_CONFIG_DIR = path.join(REPO_ROOT, 'deploy', 'temporal', 'con
 export const SERVER_CONFIG_ENV = 'temporal';
 export const DYNAMIC_CONFIG_FILE = path.join(REPO_ROOT, 'deploy', 'temporal', 'dynamicconfig', 'development-sql.yaml');
 
-const PG_USER = 'temporal';
-const PG_PASSWORD = 'temporal';
+/** The role and password of the throwaway PostgreSQL (startPostgres). */
+export const PG_USER = 'temporal';
+export const PG_PASSWORD = 'temporal';
 
 const verbose = Boolean(process.env.TEMPORAL_TEST_VERBOSE);
 const log = (m: string): void => {
