@@ -44,6 +44,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Duration } from './definitions';
+import { SANDBOX_CREDENTIALS } from './sandbox';
 import { parseSnsBody } from './webhook/envelope';
 import { ingestEnvelope, ingestSesText, type IngestDeps, type IngestResult, type OutcomeSink } from './webhook/ingest';
 import { RejectReason } from './webhook/metrics';
@@ -433,5 +434,56 @@ export async function startSqsIngest(opts: SqsIngestOptions): Promise<SqsIngest>
       })();
       return stopped;
     },
+  };
+}
+
+/** Options of the `ingest-sqs` command. */
+export interface IngestSqsCliOptions {
+  queueUrl: string;
+  sqsEndpoint?: string;
+  raw: boolean;
+  pollers: string;
+  visibilityTimeout?: string;
+}
+
+/**
+ * The `ingest-sqs` consumer options from the config and command options (without `temporal`):
+ * the webhook's topic allowlist and replay settings; in sandbox mode the local sandbox's signing
+ * host and CA, read from the sandbox itself (`SANDBOX_PORT`), and its credentials for SQS.
+ *
+ * @throws Error naming the option or the unreachable sandbox.
+ */
+export async function ingestSqsCliOptions(
+  config: { mode: 'sandbox' | 'aws'; aws: { region: string }; webhook: { allowedTopicArns: readonly string[] }; sandbox: { port: number } },
+  o: IngestSqsCliOptions,
+): Promise<Omit<SqsIngestOptions, 'temporal'>> {
+  const pollers = Number(o.pollers);
+  const visibility = o.visibilityTimeout !== undefined ? Number(o.visibilityTimeout) : undefined;
+  const base: Omit<SqsIngestOptions, 'temporal'> = {
+    queueUrl: o.queueUrl,
+    allowedTopicArns: [...config.webhook.allowedTopicArns],
+    rawMessageDelivery: o.raw,
+    pollers,
+    ...(visibility !== undefined ? { visibilityTimeoutSeconds: visibility } : {}),
+  };
+  if (config.mode === 'aws') {
+    return { ...base, sqs: { region: regionOfQueueUrl(o.queueUrl) ?? config.aws.region, ...(o.sqsEndpoint !== undefined ? { endpoint: o.sqsEndpoint } : {}) } };
+  }
+  const sandboxUrl = `http://127.0.0.1:${config.sandbox.port}`;
+  let info: { certHost: string; region: string };
+  let ca: string;
+  try {
+    info = (await (await fetch(`${sandboxUrl}/_sandbox/info`, { signal: AbortSignal.timeout(5_000) })).json()) as { certHost: string; region: string };
+    ca = await (await fetch(`${sandboxUrl}/_sandbox/ca.pem`, { signal: AbortSignal.timeout(5_000) })).text();
+  } catch (err) {
+    throw new Error(`cannot reach the local SES sandbox at ${sandboxUrl} (is \`ses-lifecycle dev\` running? For real AWS set SES_LIFECYCLE_MODE=aws)`, { cause: err });
+  }
+  const host = new RegExp(`^${info.certHost.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  return {
+    ...base,
+    certHostPattern: host,
+    subscribeHostPattern: host,
+    extraCaPem: ca,
+    sqs: { region: info.region, credentials: { ...SANDBOX_CREDENTIALS }, ...(o.sqsEndpoint !== undefined ? { endpoint: o.sqsEndpoint } : {}) },
   };
 }
