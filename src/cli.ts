@@ -630,7 +630,10 @@ export function buildProgram(): Command {
   program
     .command('init-aws')
     .description('create or reuse the SNS topic, SES configuration set, event destination (all event types) and the webhook subscription; idempotent')
-    .requiredOption('--webhook-url <url>', 'public https URL of the webhook SNS route, e.g. https://hooks.example.com/sns (http only in sandbox mode)')
+    .option('--webhook-url <url>', 'public https URL of the webhook SNS route, e.g. https://hooks.example.com/sns (http only in sandbox mode); required unless --ingest sqs')
+    .option('--ingest <how>', 'webhook (HTTPS subscription) or sqs (queue + dead-letter queue + queue policy + SQS subscription, for ingest-sqs)', 'webhook')
+    .option('--queue-name <name>', 'SQS queue name with --ingest sqs (default: the topic name; dead-letter queue <name>-dlq)')
+    .option('--sqs-endpoint <url>', 'SQS API endpoint with --ingest sqs (default AWS; required in sandbox mode: the local SQS)')
     .option('--topic-name <name>', 'SNS topic name (default <configuration set>-events)')
     .option('--configuration-set <name>', 'SES configuration set (default SES_CONFIGURATION_SET)')
     .option('--dry-run', 'print the plan; change nothing')

@@ -11,12 +11,14 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { orphanWorkflowId } from '../src/definitions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrackedEmail } from '../src/client';
+import { runInitAwsCli } from '../src/init-aws';
+import { queuePolicyAllows } from '../src/sandbox';
 import { startSqsIngest, SqsIngestMetrics, type SqsIngest, type SqsIngestOptions } from '../src/sqs-ingest';
 import { startWebhookServer, WebhookMetrics, type WebhookServer } from '../src/webhook';
 import { signedSesNotification } from '../bench/sns';
@@ -25,7 +27,7 @@ import { createTestQueue, motoOrWarn, queueDepth, sqsClient, startMoto, type Mot
 import { startLifecycleStack, type LifecycleStack } from './helpers/stack';
 import { getTestAddress, getTestConnection } from './helpers/temporal';
 import { freePorts } from '../src/temporal-cli';
-import { HANG_GUARD_MS, stallBudget, waitWithProgress } from './helpers/wait';
+import { HANG_GUARD_MS, sandboxSettled, stallBudget, waitWithProgress } from './helpers/wait';
 
 const moto = await motoOrWarn();
 
@@ -48,7 +50,7 @@ function mailboxes(label: string): { to: string; expect: Record<string, number> 
 
 const total = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
 
-describe.skipIf(!moto)('SQS ingestion (moto SQS + sandbox SNS + Temporal)', () => {
+describe.skipIf(!moto)('SQS ingestion (moto SQS + sandbox SNS + Temporal)', { timeout: HANG_GUARD_MS }, () => {
   let server: MotoServer;
   let stack: LifecycleStack;
   let client: Client;
@@ -150,13 +152,22 @@ describe.skipIf(!moto)('SQS ingestion (moto SQS + sandbox SNS + Temporal)', () =
     return counts;
   }
 
-  /** Waits for the sandbox's SNS to have delivered (or given up on) everything. */
-  async function snsDrained(): Promise<void> {
-    await waitWithProgress('sandbox SNS deliveries', {
-      done: () => stack.sandbox.ledger().every((e) => e.finalStatus !== 'pending'),
-      progress: () => stack.sandbox.ledger().reduce((n, e) => n + e.deliveries.length, 0),
-      stallMs: () => stallBudget(5_000),
+  /**
+   * Waits until SES accepted every email and the sandbox's SNS published and delivered (or gave
+   * up on) all their events.
+   */
+  async function snsDrained(emails: TrackedEmail[] = []): Promise<void> {
+    let accepted = 0;
+    await waitWithProgress('SES to accept every email', {
+      done: async () => {
+        accepted = (await Promise.all(emails.map(async (e) => (await e.status()).attempts.some((a) => a.sesMessageId !== undefined)))).filter(Boolean).length;
+        return accepted === emails.length;
+      },
+      progress: () => accepted,
+      stallMs: () => stallBudget(10_000),
+      intervalMs: 100,
     });
+    await sandboxSettled(stack.sandbox, 5_000);
   }
 
   async function queueEmpty(q: TestQueue, progress: () => number): Promise<void> {
@@ -210,8 +221,7 @@ describe.skipIf(!moto)('SQS ingestion (moto SQS + sandbox SNS + Temporal)', () =
     const cs = 'sqs-nopolicy';
     const q = await createTestQueue(sqs, `${cs}-q`, {}); // no policy
     await stack.sandbox.createConfigurationSet(cs, { queueArn: q.arn });
-    await send(cs, `success+np${randomUUID().slice(0, 6)}@${SIM}`);
-    await snsDrained();
+    await snsDrained([await send(cs, `success+np${randomUUID().slice(0, 6)}@${SIM}`)]);
     const entries = stack.sandbox.ledger().filter((e) => e.endpoint === q.arn);
     expect(entries.length).toBeGreaterThan(0);
     for (const e of entries) {
@@ -257,7 +267,7 @@ describe.skipIf(!moto)('SQS ingestion (moto SQS + sandbox SNS + Temporal)', () =
     const emails = await Promise.all(
       Array.from({ length: 30 }, async (_, i) => ({ email: await send(cs, `success+k${i}-${randomUUID().slice(0, 6)}@${SIM}`), expect: { Send: 1, Delivery: 1 } })),
     );
-    await snsDrained();
+    await snsDrained(emails.map((e) => e.email));
     const queued = (await queueDepth(sqs, q.url)).total;
     expect(queued).toBeGreaterThanOrEqual(60);
 
@@ -311,7 +321,7 @@ describe.skipIf(!moto)('SQS ingestion (moto SQS + sandbox SNS + Temporal)', () =
     const cs = 'sqs-down';
     const q = await sqsConfigSet(cs, { visibilityTimeout: 2, maxReceiveCount: 50 });
     const emails = await Promise.all(mailboxes('d').map(async (m) => ({ email: await send(cs, m.to), expect: m.expect })));
-    await snsDrained();
+    await snsDrained(emails.map((e) => e.email));
     const queued = (await queueDepth(sqs, q.url)).total;
     expect(queued).toBeGreaterThanOrEqual(13);
 
@@ -372,5 +382,44 @@ describe.skipIf(!moto)('SQS ingestion (moto SQS + sandbox SNS + Temporal)', () =
     expect((await queueDepth(sqs, q.url)).total).toBe(0);
     // Nothing reached Temporal: no orphan lifecycle for that SES message.
     await expect(client.workflow.getHandle(orphanWorkflowId(sesMessageId)).describe()).rejects.toThrow(WorkflowNotFoundError);
+  });
+
+  it('init-aws --ingest sqs creates the queue, its dead-letter queue, the queue policy and the subscription; events then flow; a second run reuses everything', async () => {
+    const cs = 'sqs-init';
+    const out: string[] = [];
+    const env = { SES_LIFECYCLE_MODE: 'sandbox', SANDBOX_PORT: new URL(stack.sandbox.endpoint).port, SES_CONFIGURATION_SET: cs, AWS_REGION: stack.sandbox.region };
+    const plan = await runInitAwsCli({ ingest: 'sqs', sqsEndpoint: server.endpoint, dryRun: true }, env, (l) => out.push(l));
+    expect(plan.steps.map((st) => `${st.action} ${st.resource}`)).toEqual([
+      'create sns-topic',
+      'create configuration-set',
+      'create event-destination',
+      'create sqs-dead-letter-queue',
+      'create sqs-queue',
+      'create sqs-queue-policy',
+      'create sns-subscription',
+    ]);
+    const first = await runInitAwsCli({ ingest: 'sqs', sqsEndpoint: server.endpoint, json: true }, env, (l) => out.push(l));
+    expect(first.steps.map((st) => st.action)).toEqual(['create', 'create', 'create', 'create', 'create', 'create', 'create']);
+    expect(first.ingest).toBe('sqs');
+    expect(first.topicArn).toBe(topic(cs));
+    expect(first.subscription.pendingConfirmation).toBe(false);
+    const queue = first.queue!;
+    expect(queue.arn).toBe(`arn:aws:sqs:${stack.sandbox.region}:${stack.sandbox.accountId}:${cs}-events`);
+    const attrs = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ['All'] }))).Attributes ?? {};
+    expect(JSON.parse(attrs.RedrivePolicy ?? '{}')).toEqual({ deadLetterTargetArn: queue.deadLetterQueueArn, maxReceiveCount: queue.maxReceiveCount });
+    expect(queuePolicyAllows(attrs.Policy, queue.arn, topic(cs))).toBe(true);
+    expect(queuePolicyAllows(attrs.Policy, queue.arn, topic('someone-else'))).toBe(false);
+
+    const again = await runInitAwsCli({ ingest: 'sqs', sqsEndpoint: server.endpoint }, env, (l) => out.push(l));
+    expect(again.steps.map((st) => st.action)).toEqual(['reuse', 'reuse', 'reuse', 'reuse', 'reuse', 'reuse', 'reuse']);
+    expect(out.join('\n')).toContain(`ses-lifecycle ingest-sqs --queue-url ${queue.url}`);
+
+    // What it made carries events end to end: SES → SNS → the queue → the consumer → the lifecycle.
+    const metrics = new SqsIngestMetrics();
+    const c = await consume(queue.url, [first.topicArn], { metrics });
+    const emails = await Promise.all(mailboxes('i').slice(0, 2).map(async (m) => ({ email: await send(cs, m.to), expect: m.expect })));
+    await allRecorded(emails, () => metrics.snapshot().received, 'events via the init-aws queue');
+    expect(await Promise.all(emails.map(async (e) => (await e.email.status()).eventCounts))).toEqual(emails.map((e) => e.expect));
+    await stopConsumer(c);
   });
 });

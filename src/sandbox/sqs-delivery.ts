@@ -92,7 +92,7 @@ export class SqsSender {
   private readonly urls = new Map<string, string>();
 
   constructor(opts: SandboxSqsOptions & { region: string; defaultCredentials: { accessKeyId: string; secretAccessKey: string } }) {
-    this.client = new SQSClient({ region: opts.region, endpoint: opts.endpoint, credentials: opts.credentials ?? opts.defaultCredentials, maxAttempts: 1 });
+    this.client = new SQSClient({ region: opts.region, endpoint: opts.endpoint, credentials: { ...(opts.credentials ?? opts.defaultCredentials) }, maxAttempts: 1 });
   }
 
   /** Sends `body` to the queue `queueArn` on behalf of `topicArn`. Never throws. */
