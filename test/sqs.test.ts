@@ -350,7 +350,7 @@ describe.skipIf(!moto)('SQS ingestion (moto SQS + sandbox SNS + Temporal)', { ti
     await queueEmpty(q, () => metrics.snapshot().deleted);
     const final = await Promise.all(emails.map(async (e) => (await e.email.status()).eventCounts));
     expect(final).toEqual(emails.map((e) => e.expect));
-    expect(metrics.snapshot().deleted).toBe(queued);
+    expect(metrics.snapshot().deleted).toBeGreaterThanOrEqual(queued); // a copy seen twice is deleted twice, counted once
     await stopConsumer(up);
   }, HANG_GUARD_MS);
 
