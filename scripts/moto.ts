@@ -88,8 +88,14 @@ export async function startMoto(install: MotoInstall, opts: { startTimeoutMs?: n
     output = (output + d.toString('utf8')).slice(-4000);
   });
   let exited = false;
+  // Never outlive this process (a crashed test run must not leave moto behind).
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
   const exitedP = new Promise<void>((resolve) => child.once('exit', () => {
     exited = true;
+    process.removeListener('exit', killOnExit);
     resolve();
   }));
   const endpoint = `http://127.0.0.1:${port}`;
