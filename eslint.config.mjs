@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.temporal/', '.data/', 'test-artifacts/', 'bench-results/', 'bin/', 'eslint.config.mjs'] },
+  { ignores: ['dist/', 'node_modules/', '.temporal/', '.sqs/', '.data/', 'test-artifacts/', 'bench-results/', 'bin/', 'eslint.config.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -25,6 +25,9 @@ import { signerTrustOptions, startWebhookServer } from './webhook';
 import { createLifecycleWorker, createSesClient } from './worker';
 import { ensureSearchAttributes } from './search-attributes';
 import { runInitAwsCli, type InitAwsCliOptions } from './init-aws';
+import { ingestSqsCliOptions, startSqsIngest, SqsIngestMetrics, type IngestSqsCliOptions } from './sqs-ingest';
+import { startMetricsListener } from './webhook';
+import { Registry as PromRegistry } from 'prom-client';
 import { createVisibilityMetrics, workerMetrics } from './metrics';
 import { SNSClient } from '@aws-sdk/client-sns';
 import Fastify from 'fastify';
@@ -601,9 +604,39 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('ingest-sqs')
+    .description('consume SES events from an SQS queue subscribed to the SES event topic (beside or instead of the webhook); deletes a message once Temporal recorded it')
+    .requiredOption('--queue-url <url>', 'the SQS queue URL (init-aws --ingest sqs prints it)')
+    .option('--sqs-endpoint <url>', 'SQS API endpoint (default: AWS for the queue URL\'s region; a local SQS in sandbox mode)')
+    .option('--no-raw', 'refuse raw SES JSON (RawMessageDelivery): accept signed SNS envelopes only')
+    .option('--pollers <n>', 'receive loops at once (each long-polls 20 s for up to 10 messages)', '2')
+    .option('--visibility-timeout <seconds>', 'visibility timeout of the queue (default: read from the queue)')
+    .option('--metrics-port <port>', 'serve Prometheus /metrics on WEBHOOK_METRICS_HOST:<port> (default: not served)')
+    .action(async (o: IngestSqsCliOptions & { metricsPort?: string }) => {
+      const config = loadConfig();
+      const { client, connection } = await connectClient(config);
+      const registry = new PromRegistry();
+      const metricsListener = o.metricsPort !== undefined ? await startMetricsListener({ registries: [registry], host: config.webhook.metricsHost, port: Number(o.metricsPort) }) : undefined;
+      const ingest = await startSqsIngest({
+        ...(await ingestSqsCliOptions(config, o)),
+        temporal: { client, taskQueue: config.temporal.taskQueue },
+        logger: createLogger(config),
+        metrics: new SqsIngestMetrics({ registry }),
+      });
+      console.log(`ingesting SES events from ${o.queueUrl}${metricsListener ? ` (metrics ${metricsListener.url}/metrics)` : ''}`);
+      await waitForShutdown();
+      await ingest.stop();
+      await metricsListener?.close();
+      await connection.close();
+    });
+
+  program
     .command('init-aws')
     .description('create or reuse the SNS topic, SES configuration set, event destination (all event types) and the webhook subscription; idempotent')
-    .requiredOption('--webhook-url <url>', 'public https URL of the webhook SNS route, e.g. https://hooks.example.com/sns (http only in sandbox mode)')
+    .option('--webhook-url <url>', 'public https URL of the webhook SNS route, e.g. https://hooks.example.com/sns (http only in sandbox mode); required unless --ingest sqs')
+    .option('--ingest <how>', 'webhook (HTTPS subscription) or sqs (queue + dead-letter queue + queue policy + SQS subscription, for ingest-sqs)', 'webhook')
+    .option('--queue-name <name>', 'SQS queue name with --ingest sqs (default: the topic name; dead-letter queue <name>-dlq)')
+    .option('--sqs-endpoint <url>', 'SQS API endpoint with --ingest sqs (default AWS; required in sandbox mode: the local SQS)')
     .option('--topic-name <name>', 'SNS topic name (default <configuration set>-events)')
     .option('--configuration-set <name>', 'SES configuration set (default SES_CONFIGURATION_SET)')
     .option('--dry-run', 'print the plan; change nothing')

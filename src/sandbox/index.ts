@@ -27,6 +27,7 @@ import { SesService } from './ses-service';
 import { registerSnsQueryApi, snsErrorXml } from './sns-api';
 import { SnsDelivery } from './sns-delivery';
 import { SnsService } from './sns-service';
+import { SqsSender } from './sqs-delivery';
 import type { SnsMessage, UnsignedSnsMessage } from './sns-signing';
 import type { SandboxOptions, SendFault, SesSandbox, SuppressionFault } from './types';
 import type { SandboxCredentials } from './sigv4';
@@ -52,6 +53,7 @@ export { buildSignedSnsMessage, buildStringToSign, signSnsMessage, verifySnsSign
 export type { SnsMessage, SnsMessageType, SnsSignatureVersion, UnsignedSnsMessage } from './sns-signing';
 export { SANDBOX_DOMAIN, SIMULATOR_DOMAIN } from './simulator';
 export { verifySigV4, type SandboxCredentials } from './sigv4';
+export { queuePolicyAllows, type SandboxSqsOptions } from './sqs-delivery';
 
 /**
  * Default credentials of the sandbox (public constants: they keep other tools from calling it by
@@ -199,7 +201,9 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
   // Ports are known only after listen(), but routes must be registered before it: the URLs
   // that embed the HTTPS port are filled in right after listening, before any request.
   const urls = { endpoint: '', httpsOrigin: '', certHost: '', signingCertUrl: '' };
-  const delivery = new SnsDelivery(policy, work, logger, pki.ca.certPem);
+  if (opts.sqs !== undefined && !/^https?:\/\/[^/]+\/?$/.test(opts.sqs.endpoint)) throw new Error(`SandboxOptions.sqs.endpoint must be an http(s) origin, got ${opts.sqs.endpoint}`);
+  const sqsSender = opts.sqs !== undefined ? new SqsSender({ ...opts.sqs, region, defaultCredentials: credentials }) : undefined;
+  const delivery = new SnsDelivery(policy, work, logger, pki.ca.certPem, sqsSender);
   const sns = new SnsService(
     {
       region,
@@ -210,6 +214,7 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
       duplicateProbability,
       rand,
       logger,
+      sqsEnabled: sqsSender !== undefined,
     },
     delivery,
   );
@@ -292,21 +297,31 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
   const signingCertUrl = `${httpsOrigin}/${certFile}`;
   Object.assign(urls, { endpoint, httpsOrigin, certHost, signingCertUrl });
 
-  const createConfigurationSet = (name: string, o: { webhookUrl: string; topicName?: string; rawMessageDelivery?: boolean }): { topicArn: string; subscriptionArn: string } => {
-    let url: URL;
-    try {
-      url = new URL(o.webhookUrl);
-    } catch {
-      throw new Error(`createConfigurationSet: webhookUrl is not a URL: ${o.webhookUrl}`);
+  const createConfigurationSet = (
+    name: string,
+    o: { webhookUrl: string; topicName?: string; rawMessageDelivery?: boolean } | { queueArn: string; topicName?: string; rawMessageDelivery?: boolean },
+  ): { topicArn: string; subscriptionArn: string } => {
+    let protocol = 'sqs';
+    let subEndpoint: string;
+    if ('webhookUrl' in o) {
+      let url: URL;
+      try {
+        url = new URL(o.webhookUrl);
+      } catch {
+        throw new Error(`createConfigurationSet: webhookUrl is not a URL: ${o.webhookUrl}`);
+      }
+      protocol = url.protocol.replace(/:$/, '');
+      if (protocol !== 'http' && protocol !== 'https') throw new Error(`createConfigurationSet: webhookUrl must be http(s): ${o.webhookUrl}`);
+      subEndpoint = o.webhookUrl;
+    } else {
+      subEndpoint = o.queueArn;
     }
-    const protocol = url.protocol.replace(/:$/, '');
-    if (protocol !== 'http' && protocol !== 'https') throw new Error(`createConfigurationSet: webhookUrl must be http(s): ${o.webhookUrl}`);
     try {
       // Idempotent: a configuration set restored from the state file (a restart on the same
       // DATA_DIR) is kept and its `sns` destination pointed at this run's topic.
       if (!ses.hasConfigurationSet(name)) ses.createConfigurationSet({ ConfigurationSetName: name });
       const topic = sns.createTopic(o.topicName ?? `${name}-events`);
-      const sub = sns.subscribe(topic.arn, protocol, o.webhookUrl, o.rawMessageDelivery ? { RawMessageDelivery: 'true' } : {});
+      const sub = sns.subscribe(topic.arn, protocol, subEndpoint, o.rawMessageDelivery ? { RawMessageDelivery: 'true' } : {});
       const destination = {
         Enabled: true,
         MatchingEventTypes: ['SEND', 'REJECT', 'BOUNCE', 'COMPLAINT', 'DELIVERY', 'OPEN', 'CLICK', 'RENDERING_FAILURE', 'DELIVERY_DELAY', 'SUBSCRIPTION'],

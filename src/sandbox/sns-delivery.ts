@@ -5,11 +5,14 @@
  * - 2xx → delivered. 5xx, connection error or timeout → retried `retries` times, `retryDelayMs`
  *   apart, with the very same body (same MessageId, Timestamp and signature). Any other status
  *   (4xx, and 1xx/3xx which SNS does not follow) → failed, never retried.
+ * - SQS subscriptions (endpoint = queue ARN) go through {@link SqsSender} under the same policy:
+ *   an SQS error or timeout is retried, a refusal (queue policy, no such queue) is final.
  * - Posts run concurrently, at most `maxInFlight` at a time; the rest wait in a FIFO queue.
  */
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
+import type { SqsSender } from './sqs-delivery';
 import type { DeliveryAttempt, LedgerEntry, SandboxLogger } from './types';
 import { TimerSet, type WorkTracker } from './util';
 
@@ -24,7 +27,8 @@ export interface DeliveryPolicy {
 /** One ledger entry plus what is needed to (re)post it. */
 interface Job {
   entry: LedgerEntry;
-  url: URL;
+  /** HTTP(S) subscriptions: the endpoint URL; SQS subscriptions: undefined (the endpoint is the queue ARN). */
+  url: URL | undefined;
   body: string;
   headers: Record<string, string>;
 }
@@ -48,6 +52,8 @@ export class SnsDelivery {
     private readonly work: WorkTracker,
     private readonly logger: SandboxLogger | undefined,
     caCertPem: string,
+    /** SQS subscriptions (Protocol `sqs`) are delivered through it; none when the sandbox has no SQS endpoint. */
+    private readonly sqs?: SqsSender,
   ) {
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: policy.maxInFlight });
     // Subscribers on https may use a public CA or the sandbox's own one.
@@ -93,8 +99,14 @@ export class SnsDelivery {
       headers['x-amz-sns-subscription-arn'] = entry.subscriptionArn;
     }
     if (entry.rawMessageDelivery) headers['x-amz-sns-rawdelivery'] = 'true';
+    const toSqs = entry.endpoint.startsWith('arn:');
+    if (toSqs && !this.sqs) {
+      full.finalStatus = 'failed';
+      full.failureReason = 'no SQS endpoint configured (SandboxOptions.sqs)';
+      return;
+    }
     this.work.begin(WORK_KIND);
-    this.queue.push({ entry: full, url: new URL(entry.endpoint), body, headers });
+    this.queue.push({ entry: full, url: toSqs ? undefined : new URL(entry.endpoint), body, headers });
     this.pump();
   }
 
@@ -111,7 +123,7 @@ export class SnsDelivery {
 
   private async attempt(job: Job): Promise<void> {
     const started = Date.now();
-    const result = await this.post(job);
+    const result = job.url === undefined ? await (this.sqs as SqsSender).send(job.entry.endpoint ?? '', job.entry.topicArn, job.body, this.policy.timeoutMs) : await this.post(job, job.url);
     const attempt: DeliveryAttempt = { at: new Date(started).toISOString(), durationMs: Date.now() - started, ...result };
     job.entry.deliveries.push(attempt);
     const status = result.statusCode;
@@ -147,10 +159,10 @@ export class SnsDelivery {
     this.work.end(WORK_KIND);
   }
 
-  private post(job: Job): Promise<{ statusCode?: number; error?: string }> {
+  private post(job: Job, url: URL): Promise<{ statusCode?: number; error?: string }> {
     return new Promise((resolve) => {
-      const isHttps = job.url.protocol === 'https:';
-      const request = (isHttps ? https : http).request(job.url, {
+      const isHttps = url.protocol === 'https:';
+      const request = (isHttps ? https : http).request(url, {
         method: 'POST',
         headers: job.headers,
         agent: isHttps ? this.httpsAgent : this.httpAgent,
@@ -196,5 +208,6 @@ export class SnsDelivery {
     this.queue.length = 0;
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    this.sqs?.close();
   }
 }

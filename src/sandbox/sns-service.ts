@@ -6,6 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { SnsApiError } from './errors';
 import { buildSignedSnsMessage, type SnsMessage, type SnsSignatureVersion, type UnsignedSnsMessage } from './sns-signing';
 import type { SnsDelivery } from './sns-delivery';
+import { QUEUE_ARN } from './sqs-delivery';
 import type { LedgerEntry, SandboxEventType, SandboxLogger } from './types';
 
 /** An SNS topic. */
@@ -20,11 +21,11 @@ export interface Topic {
   signatureVersion: SnsSignatureVersion;
 }
 
-/** An HTTP(S) subscription. */
+/** An HTTP(S) subscription, or an SQS one (endpoint = queue ARN, confirmed at once as SNS does for the same account). */
 export interface Subscription {
   arn: string;
   topicArn: string;
-  protocol: 'http' | 'https';
+  protocol: 'http' | 'https' | 'sqs';
   endpoint: string;
   confirmed: boolean;
   rawMessageDelivery: boolean;
@@ -55,6 +56,8 @@ export interface SnsServiceConfig {
   duplicateProbability: number;
   rand: () => number;
   logger: SandboxLogger | undefined;
+  /** Whether `sqs` subscriptions can be delivered (the sandbox has an SQS endpoint). */
+  sqsEnabled: boolean;
 }
 
 const TOPIC_NAME = /^[A-Za-z0-9_-]{1,256}$/;
@@ -126,8 +129,9 @@ export class SnsService {
    */
   subscribe(topicArn: string, protocol: string, endpoint: string, attributes: Record<string, string> = {}): Subscription {
     const topic = this.getTopic(topicArn);
+    if (protocol === 'sqs') return this.subscribeSqs(topic, endpoint, attributes);
     if (protocol !== 'http' && protocol !== 'https') {
-      throw new SnsApiError('InvalidParameter', 400, `Invalid parameter: Protocol ${protocol} is not supported by the sandbox (only http and https)`);
+      throw new SnsApiError('InvalidParameter', 400, `Invalid parameter: Protocol ${protocol} is not supported by the sandbox (only http, https and sqs)`);
     }
     let url: URL;
     try {
@@ -158,6 +162,33 @@ export class SnsService {
     topic.subscriptions.set(sub.arn, sub);
     this.config.logger?.info({ topicArn, subscriptionArn: sub.arn, endpoint }, 'sns subscription created, confirmation pending');
     this.sendSubscriptionConfirmation(sub);
+    return sub;
+  }
+
+  /**
+   * Subscribes an SQS queue (Endpoint = queue ARN). Confirmed at once, as SNS does for a queue of
+   * the topic's own account; SNS sends no confirmation message to SQS then.
+   */
+  private subscribeSqs(topic: Topic, endpoint: string, attributes: Record<string, string>): Subscription {
+    if (!this.config.sqsEnabled) {
+      throw new SnsApiError('InvalidParameter', 400, 'Invalid parameter: Protocol sqs needs the sandbox option sqs.endpoint (the SQS API to deliver to)');
+    }
+    const m = QUEUE_ARN.exec(endpoint);
+    if (!m) throw new SnsApiError('InvalidParameter', 400, 'Invalid parameter: SQS endpoint ARN');
+    if (m[2] !== this.config.region || m[3] !== this.config.accountId) {
+      throw new SnsApiError('InvalidParameter', 400, `Invalid parameter: the sandbox delivers only to queues of region ${this.config.region}, account ${this.config.accountId}`);
+    }
+    const raw = parseBoolAttribute(attributes.RawMessageDelivery, 'RawMessageDelivery');
+    for (const existing of topic.subscriptions.values()) {
+      if (existing.protocol === 'sqs' && existing.endpoint === endpoint) {
+        if (raw !== undefined) existing.rawMessageDelivery = raw;
+        return existing;
+      }
+    }
+    const sub: Subscription = { arn: `${topic.arn}:${randomUUID()}`, topicArn: topic.arn, protocol: 'sqs', endpoint, confirmed: true, rawMessageDelivery: raw ?? false, tokens: new Set() };
+    topic.subscriptions.set(sub.arn, sub);
+    this.config.logger?.info({ topicArn: topic.arn, subscriptionArn: sub.arn, endpoint }, 'sns sqs subscription created (confirmed)');
+    this.resolveConfirmWaiters();
     return sub;
   }
 
@@ -208,6 +239,7 @@ export class SnsService {
     const token = newToken();
     this.resubscribeTokens.set(token, { topicArn: sub.topicArn, protocol: sub.protocol, endpoint: sub.endpoint, rawMessageDelivery: sub.rawMessageDelivery });
     this.config.logger?.info({ topicArn: sub.topicArn, subscriptionArn }, 'sns subscription deleted');
+    if (sub.protocol === 'sqs') return;
     this.sendControl(sub, 'UnsubscribeConfirmation', token,
       `You have chosen to deactivate subscription ${sub.arn}.\nTo cancel this operation and restore the subscription, visit the SubscribeURL included in this message.`);
   }

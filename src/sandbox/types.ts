@@ -2,6 +2,7 @@
  * Public types of the local SES sandbox. See `index.ts` for the entry point.
  */
 import type { SnsMessage, SnsMessageType, UnsignedSnsMessage } from './sns-signing';
+import type { SandboxSqsOptions } from './sqs-delivery';
 
 /**
  * The few methods the sandbox logs with. A pino logger fits; so does any object with these
@@ -60,6 +61,11 @@ export interface SandboxOptions {
    */
   signatureVersion?: '1' | '2';
   sns?: SandboxSnsOptions;
+  /**
+   * The SQS API that SNS subscriptions with Protocol `sqs` (Endpoint = queue ARN of this region
+   * and account) are delivered to, e.g. moto's server. Default: none (`sqs` subscriptions refused).
+   */
+  sqs?: SandboxSqsOptions;
   chaos?: SandboxChaosOptions;
   /** Delay between accepting SendEmail and publishing its first events; later events follow at the same pace. Default 50. */
   eventDelayMs?: number;
@@ -208,7 +214,8 @@ export interface SesSandbox {
   readonly credentials: { accessKeyId: string; secretAccessKey: string };
   /**
    * Creates a configuration set, an SNS topic (default name `<name>-events`), an HTTP(S)
-   * subscription of `webhookUrl` to it, and an event destination for all event types. The
+   * subscription of `webhookUrl` to it (or an SQS subscription of `queueArn`, needing the `sqs`
+   * option; the queue policy must let the topic SendMessage), and an event destination for all event types. The
    * subscription confirmation is posted to the webhook (a real handshake); this resolves once
    * everything is created, not necessarily confirmed (see {@link waitForSubscriptionConfirmed}).
    *
@@ -216,7 +223,7 @@ export interface SesSandbox {
    */
   createConfigurationSet(
     name: string,
-    opts: { webhookUrl: string; topicName?: string; rawMessageDelivery?: boolean },
+    opts: { webhookUrl: string; topicName?: string; rawMessageDelivery?: boolean } | { queueArn: string; topicName?: string; rawMessageDelivery?: boolean },
   ): Promise<{ topicArn: string; subscriptionArn: string }>;
   /**
    * Resolves when the topic has at least one subscription and all of them are confirmed.

@@ -7,14 +7,12 @@
  * and never echo input.
  */
 import type { FastifyBaseLogger, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
-import { parseSesEventText, SesEventParseError } from '../ses-events';
-import { checkTimestamp, parseSnsBody } from './envelope';
+import { parseSnsBody } from './envelope';
+import { ingestEnvelope, ingestSesText, type IngestDeps, type IngestResult, type IngestStatus } from './ingest';
 import { RejectReason, UnavailableReason, type WebhookMetrics } from './metrics';
 import type { ResolvedWebhookOptions } from './options';
 import type { EventRouter } from './router';
-import { SnsVerificationError, type SnsEnvelope, type SnsVerifier } from './sns-verify';
-import { confirmSubscription, SubscriptionConfirmError } from './subscription';
-import { checkSubscribeUrl } from './url-checks';
+import type { SnsEnvelope, SnsVerifier } from './sns-verify';
 
 /** Dependencies of {@link snsRoute}. */
 export interface SnsRouteOptions {
@@ -25,7 +23,7 @@ export interface SnsRouteOptions {
 }
 
 /** Body of every 2xx answer: what happened, in one word. */
-export type SnsRouteStatus = 'recorded' | 'duplicate' | 'ignored' | 'confirmed' | 'unsubscribed';
+export type SnsRouteStatus = IngestStatus;
 
 const HEADER_TYPE = 'x-amz-sns-message-type';
 const HEADER_TOPIC = 'x-amz-sns-topic-arn';
@@ -81,36 +79,28 @@ export const snsRoute: FastifyPluginCallback<SnsRouteOptions> = (app, { options,
   };
   const ok = (reply: FastifyReply, status: SnsRouteStatus): FastifyReply => reply.code(200).send({ status });
 
-  /** Parses and records the SES event carried by a notification (or a raw-delivery body). */
-  const recordSesMessage = async (text: string, snsMessageId: string | undefined, log: FastifyBaseLogger, reply: FastifyReply): Promise<FastifyReply> => {
-    let parsed;
-    try {
-      parsed = parseSesEventText(text, snsMessageId !== undefined ? { snsMessageId } : {});
-    } catch (err) {
-      if (err instanceof SesEventParseError) return reject(reply, log, 400, RejectReason.InvalidSesEvent, err.path);
-      throw err;
-    }
-    if (parsed.kind === 'not-ses') {
-      metrics.inc('ignored');
-      log.info({ reason: parsed.reason }, 'SNS notification is not an SES event; ignored');
-      return ok(reply, 'ignored');
-    }
-    const { event } = parsed;
-    const elog = log.child({ sesMessageId: event.sesMessageId, lifecycleId: event.lifecycleId, eventType: event.type, eventId: event.id });
-    try {
-      const result = await router.record(event);
-      if (result.outcome === 'refused' || result.outcome === 'ignored') {
-        // Permanent: 200 so SNS stops retrying; counted and logged, never silent.
-        metrics.inc(result.outcome);
-        elog.warn({ outcome: result.outcome, reason: result.reason }, 'SES event not recorded (permanent condition)');
-        return ok(reply, 'ignored');
-      }
-      metrics.inc(result.outcome);
-      if (result.outcome !== 'duplicate') metrics.event(event.type);
-      elog.info({ outcome: result.outcome, workflowId: result.workflowId }, 'SES event routed');
-      return ok(reply, result.outcome === 'duplicate' ? 'duplicate' : 'recorded');
-    } catch (err) {
-      return unavailable(reply, elog, 503, UnavailableReason.Temporal, err);
+  const deps: IngestDeps = {
+    verifier,
+    router,
+    sink: metrics,
+    allowAnyTopic: options.allowAnyTopic,
+    allowedTopicArns: options.allowedTopicArns,
+    replayWindowMs: options.replayWindowMs,
+    now: options.now,
+    subscribeHostPattern: options.subscribeHostPattern,
+    confirmTimeoutMs: options.confirmTimeoutMs,
+    extraCaPem: options.extraCaPem,
+  };
+
+  /** The HTTP answer for an ingest result. */
+  const answer = (reply: FastifyReply, log: FastifyBaseLogger, r: IngestResult): FastifyReply => {
+    switch (r.kind) {
+      case 'done':
+        return ok(reply, r.status);
+      case 'rejected':
+        return reject(reply, log, r.httpStatus, r.reason, r.detail);
+      case 'unavailable':
+        return unavailable(reply, log, r.httpStatus, r.reason, r.detail);
     }
   };
 
@@ -119,48 +109,7 @@ export const snsRoute: FastifyPluginCallback<SnsRouteOptions> = (app, { options,
     if (headerType !== env.Type || (headerTopic !== undefined && headerTopic !== env.TopicArn)) {
       return reject(reply, log, 400, RejectReason.MessageTypeMismatch);
     }
-    // Allowlist before verification: a foreign topic never costs us a certificate fetch.
-    if (!options.allowAnyTopic && !options.allowedTopicArns.has(env.TopicArn)) {
-      return reject(reply, log, 403, RejectReason.TopicNotAllowed);
-    }
-    const stale = checkTimestamp(env.Timestamp, options.now(), options.replayWindowMs);
-    if (stale !== undefined) return reject(reply, log, 400, RejectReason.StaleTimestamp, stale);
-    try {
-      await verifier.verify(env);
-    } catch (err) {
-      if (err instanceof SnsVerificationError) {
-        if (err.permanent) return reject(reply, log, 403, err.reason as RejectReason, err.message);
-        return unavailable(reply, log, 503, err.reason as UnavailableReason, err.message);
-      }
-      throw err;
-    }
-
-    switch (env.Type) {
-      case 'Notification':
-        return recordSesMessage(env.Message, env.MessageId, log, reply);
-      case 'SubscriptionConfirmation': {
-        const check = checkSubscribeUrl(env.SubscribeURL, options.subscribeHostPattern, env.TopicArn);
-        if (!check.ok) return reject(reply, log, 403, RejectReason.SubscribeUrlNotAllowed, check.reason);
-        try {
-          await confirmSubscription(check.url, {
-            timeoutMs: options.confirmTimeoutMs,
-            ...(options.extraCaPem !== undefined ? { extraCaPem: options.extraCaPem } : {}),
-          });
-        } catch (err) {
-          const status = err instanceof SubscriptionConfirmError && err.kind === 'rejected' ? 502 : 503;
-          return unavailable(reply, log, status, UnavailableReason.ConfirmFailed, err instanceof Error ? err.message : err);
-        }
-        metrics.inc('subscriptionsConfirmed');
-        log.info('SNS subscription confirmed');
-        return ok(reply, 'confirmed');
-      }
-      case 'UnsubscribeConfirmation':
-        // Someone unsubscribed this endpoint. Never re-subscribe automatically: that is a decision
-        // for an operator (the SubscribeURL in this message would do it).
-        metrics.inc('unsubscribeNotices');
-        log.warn('SNS UnsubscribeConfirmation received: this endpoint no longer receives that topic');
-        return ok(reply, 'unsubscribed');
-    }
+    return answer(reply, log, await ingestEnvelope(deps, env, log));
   };
 
   app.addHook('onRequest', (_request, _reply, done) => {
@@ -182,7 +131,10 @@ export const snsRoute: FastifyPluginCallback<SnsRouteOptions> = (app, { options,
         // Raw message delivery has no envelope and no signature: accepted only when configured.
         if (!options.rawMessageDelivery) return reject(reply, request.log, 400, RejectReason.RawDeliveryDisabled);
         if (headerType !== 'Notification') return reject(reply, request.log, 400, RejectReason.MessageTypeMismatch);
-        return recordSesMessage(parsed.text, undefined, request.log.child({ topicArn: headerTopic, raw: true }), reply);
+        {
+          const log = request.log.child({ topicArn: headerTopic, raw: true });
+          return answer(reply, log, await ingestSesText(deps, parsed.text, undefined, log));
+        }
       case 'envelope':
         return handleEnvelope(parsed.envelope, headerType, headerTopic, request, reply);
     }
