@@ -20,6 +20,7 @@ export * from './definitions';
 export * from './lifecycle';
 export { parseSesEvent, parseSesEventText, SesEventParseError, type SesParseResult } from './ses-events';
 export { createLifecycleWorker, createSesClient, WORKFLOWS_PATH, type LifecycleWorkerOptions, type SesClientOptions } from './worker';
+export { createInsightsWorker, type InsightsWorkerOptions } from './worker';
 export { buildWebhookApp, startWebhookServer, type WebhookOptions, type WebhookServer } from './webhook';
 export { loadConfig, ConfigError, type Config } from './config';
 export { startStack, type RunningStack, type StackOptions } from './stack';

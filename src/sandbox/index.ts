@@ -25,7 +25,7 @@ import { z } from 'zod';
 import { generateSandboxPki } from './certs';
 import { SnsApiError, SesApiError } from './errors';
 import { HangingResponses, registerSesV2Api } from './ses-api';
-import { SesService, type DropRule } from './ses-service';
+import { SesService, type DropRule, type InsightsFault } from './ses-service';
 import { registerSnsQueryApi, snsErrorXml } from './sns-api';
 import { SnsDelivery } from './sns-delivery';
 import { SnsService } from './sns-service';
@@ -50,7 +50,7 @@ export type {
   SesSandbox,
   SuppressionFault,
 } from './types';
-export type { DropRule, DroppedEvent } from './ses-service';
+export type { DropRule, DroppedEvent, InsightsFault } from './ses-service';
 export { buildSignedSnsMessage, buildStringToSign, signSnsMessage, verifySnsSignature } from './sns-signing';
 export type { SnsMessage, SnsMessageType, SnsSignatureVersion, UnsignedSnsMessage } from './sns-signing';
 export { SANDBOX_DOMAIN, SIMULATOR_DOMAIN } from './simulator';
@@ -94,6 +94,12 @@ export const dropRuleSchema: z.ZodType<DropRule> = z.object({
   eventTypes: z.array(z.enum(['Send', 'Delivery', 'Bounce', 'Complaint', 'DeliveryDelay', 'Reject'])).max(6).optional(),
   probability: z.number().min(0).max(1).optional(),
 });
+
+const insightsFaultSchema: z.ZodType<InsightsFault> = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('access-denied') }),
+  z.object({ kind: z.literal('not-found') }),
+  z.object({ kind: z.literal('internal') }),
+]);
 
 const suppressionFaultSchema: z.ZodType<SuppressionFault> = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('delay'), ms: z.number().int().min(0).max(600_000) }),
@@ -370,6 +376,10 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
       ses.setDropRules(rules.map((r) => dropRuleSchema.parse(r)));
     },
     droppedEvents: () => ses.droppedEvents(),
+    redeliverDropped: () => ses.redeliverDropped(),
+    injectInsightsFaults(faults) {
+      ses.injectInsightsFaults(faults.map((f) => insightsFaultSchema.parse(f)));
+    },
     insightsStats: () => ses.insightsStats(),
     signMessage: (msg: UnsignedSnsMessage, version?: '1' | '2'): SnsMessage => sns.sign(msg, version),
     async close() {

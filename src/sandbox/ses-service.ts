@@ -225,6 +225,9 @@ export interface DropRule {
   probability?: number;
 }
 
+/** A fault consumed by the next GetMessageInsights call (VDM off → not-found, IAM → access-denied). */
+export type InsightsFault = { kind: 'access-denied' } | { kind: 'not-found' } | { kind: 'internal' };
+
 /** One SNS publication the chaos mode dropped. */
 export interface DroppedEvent {
   sesMessageId: string;
@@ -257,8 +260,13 @@ export class SesService {
   private readonly byId = new Map<string, InternalMessage>();
   private readonly insightsBucket = new TokenBucket(INSIGHTS_RATE_PER_SECOND);
   private readonly insightsLog = { calls: 0, throttled: 0, notFound: 0 };
+  /** Times (epoch ms) and outcomes of the latest GetMessageInsights calls (bounded). */
+  private readonly insightsCalls: { at: number; outcome: 'answered' | 'throttled' | 'not-found' | 'fault' }[] = [];
   private dropRules: DropRule[] = [];
   private readonly droppedLog: DroppedEvent[] = [];
+  /** Dropped publications, kept so a test can deliver them late (an SNS redrive). */
+  private readonly droppedPublishes: (() => void)[] = [];
+  private readonly insightsFaults: InsightsFault[] = [];
   private readonly faults: SendFault[] = [];
   private readonly softbounced = new Set<string>();
   private readonly bucket: TokenBucket;
@@ -553,8 +561,12 @@ export class SesService {
     const destinations = [...configSet.eventDestinations.values()].filter((d) => d.Enabled && d.SnsDestination);
     if (events.length === 0 || destinations.length === 0) return;
 
-    const publish = (ev: PlannedEvent): void => {
-      if (this.dropped(ev, sim.sesMessageId)) return;
+    const publish = (ev: PlannedEvent, late = false): void => {
+      if (!late && this.dropped(ev, sim.sesMessageId)) {
+        this.droppedPublishes.push(() => publish(ev, true));
+        if (this.droppedPublishes.length > 10_000) this.droppedPublishes.shift();
+        return;
+      }
       const matching = EVENT_TYPE_TO_MATCHING[ev.eventType];
       const body = JSON.stringify(ev.event);
       for (const d of destinations) {
@@ -566,7 +578,7 @@ export class SesService {
       this.work.begin('events-scheduled');
       this.timers.schedule(delayMs - (Date.now() - sim.acceptedAt), () => {
         try {
-          batch.forEach(publish);
+          batch.forEach((ev) => publish(ev));
         } catch (err) {
           this.config.logger?.error({ err, sesMessageId: sim.sesMessageId }, 'publishing events failed');
         } finally {
@@ -591,6 +603,18 @@ export class SesService {
       ...r,
       ...(r.recipients ? { recipients: r.recipients.map((a) => bareAddress(a).toLowerCase()) } : {}),
     }));
+  }
+
+  /** Publishes every dropped event now (late copies, as after an SNS redrive); returns how many. */
+  redeliverDropped(): number {
+    const list = this.droppedPublishes.splice(0);
+    for (const p of list) p();
+    return list.length;
+  }
+
+  /** Queues faults for later GetMessageInsights calls. */
+  injectInsightsFaults(faults: readonly InsightsFault[]): void {
+    this.insightsFaults.push(...faults);
   }
 
   /** Publications dropped so far, oldest first (copies). */
@@ -624,15 +648,26 @@ export class SesService {
    */
   getMessageInsights(messageId: string): Record<string, unknown> {
     this.insightsLog.calls += 1;
+    const note = (outcome: 'answered' | 'throttled' | 'not-found' | 'fault'): void => {
+      this.insightsCalls.push({ at: Date.now(), outcome });
+      if (this.insightsCalls.length > 1000) this.insightsCalls.shift();
+    };
     if (!this.insightsBucket.tryTake(1)) {
+      note('throttled');
       this.insightsLog.throttled += 1;
       throw sesError('TooManyRequestsException', 'Rate exceeded');
     }
-    const m = this.byId.get(messageId);
+    const fault = this.insightsFaults.shift();
+    if (fault) note(fault.kind === 'not-found' ? 'not-found' : 'fault');
+    if (fault?.kind === 'access-denied') throw sesError('AccessDeniedException', 'User is not authorized to perform: ses:GetMessageInsights');
+    if (fault?.kind === 'internal') throw sesError('InternalFailure', 'The request processing has failed because of an unknown error, exception or failure.');
+    const m = fault?.kind === 'not-found' ? undefined : this.byId.get(messageId);
     if (!m) {
+      if (fault?.kind !== 'not-found') note('not-found');
       this.insightsLog.notFound += 1;
       throw sesError('NotFoundException', `Message <${messageId}> does not exist.`);
     }
+    note('answered');
     const now = Date.now();
     const { to, cc, bcc } = m.accepted.destination;
     const destinations = [...to, ...cc, ...bcc];
@@ -659,8 +694,8 @@ export class SesService {
   }
 
   /** GetMessageInsights calls so far: answered, refused for the rate limit, unknown ids. */
-  insightsStats(): { calls: number; throttled: number; notFound: number } {
-    return { ...this.insightsLog };
+  insightsStats(): { calls: number; throttled: number; notFound: number; recent: { at: number; outcome: string }[] } {
+    return { ...this.insightsLog, recent: this.insightsCalls.map((c) => ({ ...c })) };
   }
 
   // ------------------------------------------------------------------------------- suppression

@@ -253,8 +253,12 @@ export interface SesSandbox {
   dropDeliveries(rules: import('./ses-service').DropRule[]): void;
   /** Events dropped by {@link dropDeliveries} or `chaos.dropProbability`, oldest first. */
   droppedEvents(): import('./ses-service').DroppedEvent[];
+  /** Hands every dropped event to SNS now (late copies, as after a redrive); returns how many. */
+  redeliverDropped(): number;
+  /** Queues faults; each is consumed by one later GetMessageInsights call, in order. */
+  injectInsightsFaults(faults: import('./ses-service').InsightsFault[]): void;
   /** GetMessageInsights calls: answered, refused by the rate limit (TooManyRequestsException), unknown ids. */
-  insightsStats(): { calls: number; throttled: number; notFound: number };
+  insightsStats(): { calls: number; throttled: number; notFound: number; recent: { at: number; outcome: string }[] };
   /**
    * Signs an SNS message with the sandbox's signing key, as SNS would (uses the configured
    * SignatureVersion unless `version` is given). For webhook tests that forge messages.
