@@ -16,6 +16,9 @@ import { formatRepair, repairLifecycles } from '../src/repair';
 import { startStack, type RunningStack } from '../src/stack';
 import { statusReport } from '../src/status-report';
 import { createSesClient } from '../src/worker';
+import { insightsToEvents } from '../activities';
+import { EventStore, factKeys } from '../src/lifecycle';
+import { parseSesEvent } from '../src/ses-events';
 import { quietRuntime } from './helpers/stack';
 import { getTestAddress, getTestNamespace, uniqueTaskQueue } from './helpers/temporal';
 import { sandboxSettled, stallBudget, waitWithProgress } from './helpers/wait';
@@ -56,6 +59,43 @@ async function waitStatus(id: string, what: string, pred: (s: LifecycleStatus) =
   });
   return last!;
 }
+
+describe('event identity across SNS and insights (rule 13)', () => {
+  const sesId = '0100019aaaa-0000-000000';
+  const at = '2026-12-01T10:00:00.120Z';
+  const sns = (type: string, part: Record<string, unknown>, destination = ['a@example.com', 'b@example.com']) => {
+    const r = parseSesEvent({ eventType: type, mail: { timestamp: at, messageId: sesId, destination, tags: { 'lifecycle-id': ['msg-x'] } }, ...part });
+    if (r.kind !== 'event') throw new Error(r.reason);
+    return r.event;
+  };
+  const insights = (events: { Timestamp: Date; Type: string; Details?: object }[], dest = 'a@example.com') => insightsToEvents(sesId, 'msg-x', { Insights: [{ Destination: dest, Events: events }] });
+
+  it('once-per-recipient facts collapse whatever their times; repeatable facts by the second', () => {
+    // A Delivery for two recipients from SNS; insights say it for one, 400 ms later.
+    const delivery = sns('Delivery', { delivery: { timestamp: at, recipients: ['a@example.com', 'b@example.com'] } });
+    const [fromInsights] = insights([{ Timestamp: new Date(Date.parse(at) + 400), Type: 'DELIVERY' }]);
+    expect(fromInsights).toMatchObject({ type: 'Delivery', source: 'insights', recipients: ['a@example.com'], lifecycleId: 'msg-x' });
+    expect(factKeys(delivery)).toContain(factKeys(fromInsights!)[0]);
+    // A hard bounce: SNS has a feedback id, insights do not; the fact is the same.
+    const bounce = sns('Bounce', { bounce: { bounceType: 'Permanent', bounceSubType: 'General', bouncedRecipients: [{ emailAddress: 'a@example.com', diagnosticCode: 'smtp; 550' }], timestamp: at, feedbackId: 'fb-1' } }, ['a@example.com']);
+    const [ib] = insights([{ Timestamp: new Date(Date.parse(at) + 900), Type: 'BOUNCE', Details: { Bounce: { BounceType: 'PERMANENT', BounceSubType: 'General', DiagnosticCode: 'smtp; 550' } } }]);
+    expect(ib).toMatchObject({ bounce: { type: 'Permanent', subType: 'General', diagnosticCodes: { 'a@example.com': 'smtp; 550' } } });
+    expect(factKeys(ib!)).toEqual(factKeys(bounce));
+    // A DeliveryDelay repeats: the same second collapses, another second is another fact.
+    const delay = sns('DeliveryDelay', { deliveryDelay: { timestamp: at, delayType: 'TransientCommunicationFailure', delayedRecipients: [{ emailAddress: 'a@example.com' }] } }, ['a@example.com']);
+    const [same, later] = insights([
+      { Timestamp: new Date(Date.parse(at) + 500), Type: 'DELIVERY_DELAY' },
+      { Timestamp: new Date(Date.parse(at) + 60_000), Type: 'DELIVERY_DELAY' },
+    ]);
+    expect(factKeys(same!)).toEqual(factKeys(delay));
+    expect(factKeys(later!)).not.toEqual(factKeys(delay));
+    // Engagement and unknown types are not repaired; a repaired event is derived like any other.
+    expect(insights([{ Timestamp: new Date(at), Type: 'OPEN' }, { Timestamp: new Date(at), Type: 'SOMETHING_NEW' }])).toEqual([]);
+    const store = new EventStore();
+    expect(store.add(fromInsights!)).toBe(true);
+    expect(store.events()[0]!.source).toBe('insights');
+  });
+});
 
 describe('sandbox GetMessageInsights', () => {
   it('answers from the ledger in the SESv2 shape, NotFoundException for unknown ids, about 1 call/s', async () => {

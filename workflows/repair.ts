@@ -22,7 +22,9 @@ export async function repairFromInsights(state: LifecycleState, why: 'deadline' 
   const { fetchMessageInsights } = proxyActivities<Activities>({
     taskQueue: insightsTaskQueue(workflowInfo().taskQueue),
     startToCloseTimeout: '30s',
-    // Waiting in the rate-limited queue counts here: a sweep of many lifecycles queues up.
+    // Waiting in the rate-limited queue counts here: a sweep of many lifecycles queues up. With
+    // no insights worker polling the queue at all, the repair gives up after 10 minutes.
+    scheduleToStartTimeout: '10m',
     scheduleToCloseTimeout: '30m',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10 },
   });
