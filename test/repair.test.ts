@@ -12,7 +12,10 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../src/config';
 import { repairUpdate, statusQuery, type LifecycleStatus } from '../src/definitions';
-import { formatRepair, repairLifecycles } from '../src/repair';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { formatRepair, repairLifecycles, type RepairReport } from '../src/repair';
 import { startStack, type RunningStack } from '../src/stack';
 import { statusReport } from '../src/status-report';
 import { createSesClient } from '../src/worker';
@@ -23,6 +26,7 @@ import { quietRuntime } from './helpers/stack';
 import { getTestAddress, getTestNamespace, uniqueTaskQueue } from './helpers/temporal';
 import { sandboxSettled, stallBudget, waitWithProgress } from './helpers/wait';
 
+const execFileAsync = promisify(execFile);
 let stack: RunningStack;
 const run = Date.now().toString(36);
 const addr = (local: string, label: string, domain = 'simulator.amazonses.com'): string => `${local}+${label}-${run}@${domain}`;
@@ -219,7 +223,12 @@ describe('repair from insights (rule 13)', () => {
       progress: () => seen,
       stallMs: () => stallBudget(0),
     });
-    const report = await repairLifecycles(stack.client, { since });
+    // The command itself, against the test server (its lifecycles repair through this stack's insights worker).
+    const { stdout } = await execFileAsync(process.execPath, [path.join(__dirname, '..', 'bin', 'ses-lifecycle.js'), 'repair', '--since', since.toISOString(), '--json'], {
+      env: { ...process.env, TEMPORAL_ADDRESS: getTestAddress(), TEMPORAL_NAMESPACE: getTestNamespace(), LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      timeout: stallBudget(60_000),
+    });
+    const report = JSON.parse(stdout) as RepairReport;
     sandbox.dropDeliveries([]);
     const mine = report.repaired.filter((r) => ids.has(r.lifecycleId));
     expect(mine).toHaveLength(2);
@@ -227,6 +236,9 @@ describe('repair from insights (rule 13)', () => {
     const byStatus = Object.fromEntries(mine.map((r) => [r.status, r]));
     expect(byStatus.bounced).toMatchObject({ recorded: { Bounce: 1 }, known: 1 });
     expect(byStatus.delivered).toMatchObject({ recorded: { Delivery: 1 }, known: 1 });
+    // A second sweep (programmatic) records nothing twice (visibility may still list them as sent).
+    const second = await repairLifecycles(stack.client, { since });
+    for (const r of second.repaired.filter((x) => ids.has(x.lifecycleId))) expect(r.recorded).toEqual({});
     const text = formatRepair(report);
     expect(text).toMatch(/open lifecycle\(s\) without an outcome since/);
     expect(text).toContain(`${emails[0]!.id}  bounced  recorded Bounce 1; 1 already known`);

@@ -459,7 +459,9 @@ export class SesService {
       acceptedAt: now,
       dateHeader,
     };
-    const planned = planEvents(sim, this.simulatorContext(configSet), (stage) => sim.acceptedAt + Math.max(1, this.config.eventDelayMs) * (stage + 1));
+    // Events are simulated for messages sent with a configuration set only (as before insights):
+    // without one, the sandbox's SES neither publishes nor reports any event for the message.
+    const planned = configSet ? planEvents(sim, this.simulatorContext(configSet), (stage) => sim.acceptedAt + Math.max(1, this.config.eventDelayMs) * (stage + 1)) : [];
     this.messages.push({ accepted, sim, planned });
     this.byId.set(sesMessageId, this.messages[this.messages.length - 1]!);
     if (this.byId.size > MAX_INSIGHT_MESSAGES) this.byId.delete(this.byId.keys().next().value!);
@@ -639,7 +641,8 @@ export class SesService {
 
   /**
    * GetMessageInsights from the ledger of sent messages: every event SES decided for the message
-   * whose time has come, published to SNS or not (dropped deliveries included), per destination.
+   * whose time has come, published to SNS or not (dropped deliveries included), per destination
+   * (a message sent without a configuration set has no simulated events, so no insights events).
    * Like SES, events of types DELIVERY, BOUNCE and COMPLAINT are left out for messages with more
    * than one recipient. Unlike SES, mailbox-simulator messages are included (the tests use them).
    *
