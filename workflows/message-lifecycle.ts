@@ -181,6 +181,8 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
       if (workflowInfo().historyLength > policy.maxHistoryEvents || workflowInfo().historySize > MAX_RUN_HISTORY_BYTES || workflowInfo().continueAsNewSuggested) {
         await suppressions.settled();
         await condition(() => !outbox || !outbox.inFlight);
+        // A running `repair` update answers before the run ends (no command when none runs).
+        await condition(allHandlersFinished);
         if (state.foreignQueue.length === 0) {
           await continueAsNew<typeof messageLifecycle>({ ...input, policy, carried: state.carried() });
         }

@@ -45,6 +45,7 @@ export async function repairFromInsights(state: LifecycleState, why: 'deadline' 
       unavailable.push({ sesMessageId, reason: reason(err).slice(0, 300) });
     }
   }
+  if (sesMessageIds.length === 0) return { lifecycleId, asked: [], recorded, known, unavailable, status: state.summary().status };
   const got = Object.entries(recorded).map(([t, n]) => `${t} ${n}`).join(', ');
   const failed = unavailable.map((u) => `${u.sesMessageId}: ${u.reason}`).join('; ');
   state.addFollowUp('repair', `${why}: GetMessageInsights for ${sesMessageIds.length} SES message(s): recorded ${got || 'nothing new'}; ${known} already known${failed ? `; insights unavailable: ${failed}` : ''}`);
