@@ -4,6 +4,7 @@
  */
 import { log } from '@temporalio/activity';
 import {
+  GetMessageInsightsCommand,
   GetSuppressedDestinationCommand,
   PutSuppressedDestinationCommand,
   SendEmailCommand,
@@ -13,8 +14,10 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import http from 'node:http';
 import https from 'node:https';
+import { createHash } from 'node:crypto';
 import { CALLBACK_HEADERS, CallbackDestinationError, checkCallbackUrl, guardedLookup, signCallback } from '../src/callbacks';
 import { ErrorType, LIFECYCLE_HEADER, LIFECYCLE_TAG, type CallbackPayload, type EmailMessage } from '../src/definitions';
+import { normalizeAddress, type SesEvent } from '../src/lifecycle';
 import { workerMetrics } from '../src/metrics';
 import { classifySesError, toApplicationFailure } from './ses-errors';
 
@@ -49,6 +52,56 @@ export interface SendEmailResult {
   sesMessageId?: string;
   sentTo: string[];
   suppressed: string[];
+}
+
+/** Result of `fetchMessageInsights`: the message's insights as lifecycle events (source `insights`). */
+export interface MessageInsightsResult {
+  sesMessageId: string;
+  events: SesEvent[];
+  /** Why nothing could be read (the message is unknown to insights, e.g. VDM off or too old). */
+  unavailable?: string;
+}
+
+/** Insights types that become lifecycle events (engagement is not repaired: tallies cannot tell which opens they hold). */
+const INSIGHTS_TYPES: Readonly<Record<string, SesEvent['type']>> = {
+  SEND: 'Send',
+  DELIVERY: 'Delivery',
+  BOUNCE: 'Bounce',
+  COMPLAINT: 'Complaint',
+  REJECT: 'Reject',
+  RENDERING_FAILURE: 'Rendering Failure',
+  DELIVERY_DELAY: 'DeliveryDelay',
+};
+const BOUNCE_TYPES: Readonly<Record<string, 'Permanent' | 'Transient' | 'Undetermined'>> = { PERMANENT: 'Permanent', TRANSIENT: 'Transient', UNDETERMINED: 'Undetermined' };
+
+/** Converts one GetMessageInsights answer into lifecycle events (rule 13). Pure; exported for tests. */
+export function insightsToEvents(sesMessageId: string, lifecycleId: string | undefined, out: { Insights?: { Destination?: string; Events?: { Timestamp?: Date; Type?: string; Details?: { Bounce?: { BounceType?: string; BounceSubType?: string; DiagnosticCode?: string }; Complaint?: { ComplaintSubType?: string; ComplaintFeedbackType?: string } } }[] }[] }): SesEvent[] {
+  const events: SesEvent[] = [];
+  for (const insight of (out.Insights ?? []).slice(0, 50)) {
+    if (!insight.Destination) continue;
+    const recipient = normalizeAddress(insight.Destination);
+    for (const ev of (insight.Events ?? []).slice(0, 100)) {
+      const type = ev.Type !== undefined ? INSIGHTS_TYPES[ev.Type] : undefined;
+      if (type === undefined || !(ev.Timestamp instanceof Date) || Number.isNaN(ev.Timestamp.getTime())) continue;
+      const timestamp = ev.Timestamp.toISOString();
+      const b = ev.Details?.Bounce;
+      const c = ev.Details?.Complaint;
+      const bounce = type === 'Bounce' ? { type: BOUNCE_TYPES[b?.BounceType ?? ''] ?? 'Undetermined', subType: (b?.BounceSubType ?? 'Undetermined').slice(0, 128), ...(b?.DiagnosticCode ? { diagnosticCodes: { [recipient]: b.DiagnosticCode.slice(0, 1000) } } : {}) } : undefined;
+      const id = `ins-${createHash('sha256').update([sesMessageId, type, recipient, timestamp, bounce?.type ?? ''].join('\u0000')).digest('hex').slice(0, 32)}`;
+      events.push({
+        id,
+        type,
+        sesMessageId,
+        timestamp,
+        recipients: [recipient],
+        source: 'insights',
+        ...(lifecycleId !== undefined ? { lifecycleId } : {}),
+        ...(bounce ? { bounce } : {}),
+        ...(type === 'Complaint' ? { complaint: { ...(c?.ComplaintFeedbackType ? { feedbackType: c.ComplaintFeedbackType.slice(0, 128) } : {}), ...(c?.ComplaintSubType ? { subType: c.ComplaintSubType.slice(0, 128) } : {}) } } : {}),
+      });
+    }
+  }
+  return events;
 }
 
 /** SES EmailTag values allow only ASCII letters, digits, `_ - . @`. */
@@ -154,6 +207,29 @@ export function createActivities(deps: ActivityDeps) {
         workerMetrics.sends.inc({ outcome: 'error' });
         log.warn('SendEmail failed', { lifecycleId: input.lifecycleId, errorType: c.type, disposition: c.disposition, error: (err as Error).name });
         throw toApplicationFailure(err, 'SendEmail');
+      }
+    },
+
+    /**
+     * Reads SESv2 GetMessageInsights for one SES message (one call per activity, so the task
+     * queue's rate limit is the API call rate; see `createInsightsWorker`). NotFoundException
+     * (insights unknown: VDM off, message too old) is an answer, not a failure; throttling and
+     * 5xx are retried by Temporal; AccessDenied and other refusals are final.
+     */
+    async fetchMessageInsights(input: { sesMessageId: string; lifecycleId: string }): Promise<MessageInsightsResult> {
+      try {
+        const out = await ses.send(new GetMessageInsightsCommand({ MessageId: input.sesMessageId }));
+        const tag = out.EmailTags?.find((t) => t.Name === LIFECYCLE_TAG)?.Value;
+        const events = insightsToEvents(input.sesMessageId, tag, out);
+        log.info('message insights read', { lifecycleId: input.lifecycleId, sesMessageId: input.sesMessageId, events: events.length });
+        return { sesMessageId: input.sesMessageId, events };
+      } catch (err) {
+        if ((err as { name?: string }).name === 'NotFoundException') return { sesMessageId: input.sesMessageId, events: [], unavailable: 'NotFoundException: SES has no insights for this message' };
+        const c = classifySesError(err);
+        workerMetrics.sesErrors.inc({ type: c.type, operation: 'GetMessageInsights' });
+        // A read: an unknown outcome is simply retried.
+        if (c.disposition === 'ambiguous') throw ApplicationFailure.retryable(`GetMessageInsights failed: ${(err as Error).name}`, ErrorType.SesUnavailable);
+        throw toApplicationFailure(err, 'GetMessageInsights');
       }
     },
 

@@ -17,6 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { startStack, throwawayStackConfig } from '../src/stack';
 import { signedSesNotification } from '../bench/sns';
 import { freePorts, resolveTemporalCli } from '../src/temporal-cli';
+import { repairUpdate } from '../src/definitions';
 
 const label = process.argv[2] ?? 'current';
 const outDir = path.join(__dirname, '..', 'test', 'replay', 'histories', label);
@@ -85,6 +86,18 @@ async function main(): Promise<void> {
     // A final SES refusal.
     stack.sandbox!.injectSendFaults([{ kind: 'error', code: 'MessageRejected' }]);
     emails.push(await send('send-failed', 'success@simulator.amazonses.com'));
+    // Rule 13: the Delivery is lost on the way (sandbox chaos) and repaired from insights at the
+    // deadline; and an on-demand repair (the `repair` update) of a lifecycle whose Bounce was lost.
+    const lostTo = (name: string, local: string) => `${local}+${name}-${run}@simulator.amazonses.com`;
+    stack.sandbox!.dropDeliveries([
+      { recipients: [lostTo('repair-deadline', 'success')], eventTypes: ['Delivery'] },
+      { recipients: [lostTo('repair-on-demand', 'bounce')], eventTypes: ['Bounce'] },
+    ]);
+    emails.push(await send('repair-deadline', 'success@simulator.amazonses.com'));
+    const onDemand = await send('repair-on-demand', 'bounce@simulator.amazonses.com', {}, { deliveryDeadline: '8s' });
+    emails.push(onDemand);
+    await onDemand.waitFor((s) => (s.eventCounts.Send ?? 0) > 0, { timeoutMs: 60_000 });
+    await stack.client.workflow.getHandle(onDemand.id).executeUpdate(repairUpdate);
     const cancel = await send('cancel', 'silent@sandbox.ses-lifecycle.test', {}, { deliveryDeadline: '60s' });
     await new Promise((r) => setTimeout(r, 1500));
     await stack.client.workflow.getHandle(cancel.id).cancel();

@@ -22,7 +22,7 @@ import { runDemo } from './demo';
 import { SANDBOX_CREDENTIALS } from './sandbox';
 import { assertPortFree, signerTrustFromConfig, startStack, temporalConnectionOptions } from './stack';
 import { signerTrustOptions, startWebhookServer } from './webhook';
-import { createLifecycleWorker, createSesClient } from './worker';
+import { createInsightsWorker, createLifecycleWorker, createSesClient } from './worker';
 import { ensureSearchAttributes } from './search-attributes';
 import { runInitAwsCli, type InitAwsCliOptions } from './init-aws';
 import { ingestSqsCliOptions, startSqsIngest, SqsIngestMetrics, type IngestSqsCliOptions } from './sqs-ingest';
@@ -33,6 +33,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import Fastify from 'fastify';
 import { formatDoctor, runDoctor } from './doctor';
 import { formatStats, gatherStats } from './stats';
+import { formatRepair, repairLifecycles } from './repair';
 import { hasLifecycleOutcome, statusReport, table, type SuppressionSource } from './status-report';
 import { visibilityLiteral } from './webhook/router';
 import { createLogger } from './logger';
@@ -439,6 +440,26 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('repair')
+    .description('repair open lifecycles without an outcome from SES message insights (GetMessageInsights, rate-limited): record what SNS never delivered')
+    .option('--since <when>', 'lifecycles started since: a duration back from now (24h, 7d) or an ISO time', '24h')
+    .option('--max <n>', 'repair at most this many lifecycles, newest first', '1000')
+    .option('--json', 'print JSON')
+    .action(async (o: { since: string; max: string; json?: boolean }) => {
+      const since = parseSince(o.since);
+      const max = parseLimit(o.max, '--max');
+      const config = loadConfig();
+      const { client, connection } = await connectClient(config);
+      try {
+        const report = await repairLifecycles(client, { since, max });
+        console.log(o.json ? JSON.stringify(report, null, 2) : formatRepair(report));
+        if (report.failed.length > 0) process.exitCode = 1;
+      } finally {
+        await connection.close();
+      }
+    });
+
+  program
     .command('doctor')
     .description('check the setup (Temporal CLI, ports, Temporal, search attributes; SES identity, configuration set, event destination, SNS subscription) and say how to fix each failure')
     .option('--from <address>', 'sender address or domain whose SES identity must be verified (aws mode)')
@@ -554,11 +575,13 @@ export function buildProgram(): Command {
       await ensureSearchAttributes(client, config.temporal.namespace)
         .catch((err: unknown) => console.warn(`warning: ${(err as Error).message}`))
         .finally(() => c2.close());
+      const ses = sesClientFor(config);
+      const insightsWorker = await createInsightsWorker({ connection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, ses });
       const worker = await createLifecycleWorker({
         connection,
         namespace: config.temporal.namespace,
         taskQueue: config.temporal.taskQueue,
-        ses: sesClientFor(config),
+        ses,
         configurationSetName: config.aws.configurationSetName,
         paceToSendRate: config.aws.paceToSendRate,
         ...(config.callbacks.secret !== undefined ? { callbackSecret: config.callbacks.secret } : {}),
@@ -566,8 +589,8 @@ export function buildProgram(): Command {
       });
       const metricsServer = config.workerMetrics.port > 0 ? await serveMetrics(workerMetrics.registry, config.workerMetrics.host, config.workerMetrics.port) : undefined;
       console.log(`worker running on task queue ${config.temporal.taskQueue} at ${address}${metricsServer ? ` (metrics http://${config.workerMetrics.host}:${config.workerMetrics.port}/metrics)` : ''}`);
-      // The SDK drains and stops the worker on SIGINT/SIGTERM by itself.
-      await worker.run();
+      // The SDK drains and stops the workers on SIGINT/SIGTERM by itself.
+      await Promise.all([worker.run(), insightsWorker.run()]);
       await metricsServer?.close();
       await connection.close();
     });

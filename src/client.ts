@@ -206,6 +206,7 @@ const inputSchema = z
         maxHistoryEvents: z.number().int().min(50).max(9_000).optional(),
         maxSendRetries: z.number().int().min(0).max(200).optional(),
         sendRetryFor: duration.optional(),
+        repairFromInsights: z.boolean().optional(),
       })
       .strict()
       .optional(),

@@ -4,7 +4,7 @@
  * costs nothing and is safe inside the workflow sandbox (no Node built-ins here).
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { EventStoreSnapshot, LifecycleSummary, SesEvent } from './lifecycle';
 
 /** Default task queue for lifecycle workflows and their activities. */
@@ -58,7 +58,9 @@ export interface LifecycleStatus extends LifecycleSummary {
   /** Follow-ups run so far: suppressions, resends, callbacks, deadline expiry. */
   followUps: FollowUp[];
   /** The most recent events (bounded list, newest last). */
-  latestEvents: { type: string; timestamp: string; recipients: string[]; sesMessageId: string }[];
+  latestEvents: { type: string; timestamp: string; recipients: string[]; sesMessageId: string; source?: 'insights' }[];
+  /** Events recorded from GetMessageInsights by a repair (rule 13); absent when none. */
+  repairedEvents?: number;
   /** Events that named this lifecycle but belong to an SES message it never sent (forwarded to that message's orphan). */
   foreignEvents?: number;
   /** For orphans: recipients left out of the EmailRecipients search attribute to fit its size limit. */
@@ -67,13 +69,48 @@ export interface LifecycleStatus extends LifecycleSummary {
 
 /** A follow-up action the lifecycle performed. */
 export interface FollowUp {
-  kind: 'suppressed' | 'suppression-failed' | 'resend' | 'deadline' | 'callback' | 'ambiguous-send' | 'send-retry' | 'foreign-event' | 'cancelled';
+  kind: 'suppressed' | 'suppression-failed' | 'resend' | 'deadline' | 'callback' | 'ambiguous-send' | 'send-retry' | 'foreign-event' | 'cancelled' | 'repair';
   at: string;
   detail: string;
 }
 
 /** The `status` query: the current {@link LifecycleStatus}. */
 export const statusQuery = defineQuery<LifecycleStatus>('status');
+
+/** What one repair from GetMessageInsights did (rule 13). */
+export interface RepairResult {
+  lifecycleId: string;
+  /** SES message ids asked about. */
+  asked: string[];
+  /** Events recorded from insights (new facts), by type. */
+  recorded: Record<string, number>;
+  /** Insights events this lifecycle already knew (from SNS or an earlier repair). */
+  known: number;
+  /** Message ids GetMessageInsights could not answer for, with the reason (never fails the lifecycle). */
+  unavailable: { sesMessageId: string; reason: string }[];
+  status: string;
+}
+
+/**
+ * The `repair` update: fetch GetMessageInsights for the lifecycle's SES message ids now and
+ * record what SNS did not deliver (the `repair` CLI command). Answers when the repair is done.
+ */
+export const repairUpdate = defineUpdate<RepairResult, []>('repair');
+
+/**
+ * Task queue of the GetMessageInsights activity: `<lifecycle task queue>-insights`, served by
+ * `createInsightsWorker` with a server-enforced rate below SES's limit for the operation.
+ */
+export function insightsTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-insights`;
+}
+
+/**
+ * GetMessageInsights calls per second on {@link insightsTaskQueue} (SES allows about 1): half of
+ * it, so that a call delayed on its way (a loaded machine, the network) still arrives more than
+ * a second after the previous one.
+ */
+export const INSIGHTS_RATE_PER_SECOND = 0.5;
 
 /** Typed search attributes; registered on the namespace at start-up (see README). */
 export const SA = {
@@ -134,6 +171,11 @@ export interface LifecyclePolicy {
   maxSendRetries: number;
   /** ... and for at most this long per attempt. Default 2h. */
   sendRetryFor: Duration;
+  /**
+   * At the delivery deadline, before marking anyone `unconfirmed`, read GetMessageInsights for
+   * the lifecycle's SES messages and record what SNS did not deliver (rule 13). Default true.
+   */
+  repairFromInsights: boolean;
 }
 
 /** Defaults for {@link LifecyclePolicy}. */
@@ -150,6 +192,7 @@ export const DEFAULT_POLICY: Readonly<LifecyclePolicy> = Object.freeze({
   maxHistoryEvents: 2_000,
   maxSendRetries: 30,
   sendRetryFor: '2h',
+  repairFromInsights: true,
 });
 
 /**
@@ -160,6 +203,8 @@ export const DEFAULT_POLICY: Readonly<LifecyclePolicy> = Object.freeze({
 export const PATCHES = {
   /** v2 orphan lifecycle: bounded state, one idle timer. Orphan histories without it run workflows/v1. */
   orphanCoreV2: 'orphan-core-v2',
+  /** Message lifecycles: repair from GetMessageInsights at the delivery deadline (rule 13). Histories without it mark the deadline at once. */
+  insightsRepair: 'insights-repair',
 } as const;
 
 /**
@@ -245,6 +290,10 @@ export interface CarriedState {
   deadlineAt?: number;
   windowEndsAt?: number;
   foreignEvents: number;
+  /** Fact keys recorded from GetMessageInsights (rule 13), and how many events they gave. */
+  insightFacts?: string[];
+  repairedEvents?: number;
+  repairTried?: boolean;
 }
 
 /** State carried across continue-as-new by v1 lifecycles (workflows/v1); read by v2 when a v1 run continues as new. */

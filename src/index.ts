@@ -20,6 +20,7 @@ export * from './definitions';
 export * from './lifecycle';
 export { parseSesEvent, parseSesEventText, SesEventParseError, type SesParseResult } from './ses-events';
 export { createLifecycleWorker, createSesClient, WORKFLOWS_PATH, type LifecycleWorkerOptions, type SesClientOptions } from './worker';
+export { createInsightsWorker, type InsightsWorkerOptions } from './worker';
 export { buildWebhookApp, signerTrustOptions, startWebhookServer, type SignerTrust, type WebhookOptions, type WebhookServer } from './webhook';
 export { startSqsIngest, SqsIngestMetrics, SQS_MAX_RETENTION_MS, type SqsIngest, type SqsIngestCounts, type SqsIngestOptions } from './sqs-ingest';
 export { loadConfig, ConfigError, type Config } from './config';

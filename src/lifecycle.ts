@@ -85,8 +85,11 @@ export interface SesEvent {
   timestamp: string;
   /** Recipients this event concerns, lower-cased. Send/Reject/Rendering Failure concern all destinations. */
   recipients: string[];
-  /** How it reached us. */
-  source: 'event-publishing' | 'notification';
+  /**
+   * How it reached us: SNS (event publishing or identity notifications), or `insights`: read
+   * back from SESv2 GetMessageInsights by a repair (rule 13).
+   */
+  source: 'event-publishing' | 'notification' | 'insights';
   bounce?: { type: BounceType; subType: string; diagnosticCodes?: Record<string, string> };
   complaint?: { feedbackType?: string; subType?: string | null };
   delay?: { delayType?: string; expirationTime?: string };
@@ -139,6 +142,8 @@ export interface RecipientState {
   attempts: number;
   /** Why the recipient failed (Rendering Failure's errorMessage), when known. */
   failureReason?: string;
+  /** `insights` when the event that set the current outcome was repaired from GetMessageInsights (rule 13). */
+  outcomeSource?: 'insights';
 }
 
 /** Message-level status, the value of the `EmailStatus` search attribute. */
@@ -235,6 +240,8 @@ function outcomeWithinMessage(email: string, events: readonly SesEvent[], tally?
   if (delivered.length > 0) state.deliveredAt = earliest(delivered);
 
   let rank = -1;
+  let source: SesEvent['source'] | undefined;
+  let current: SesEvent | undefined;
   const consider = (status: RecipientStatus, at: string | undefined): void => {
     const r = OUTCOME_RANK[status];
     // Ties resolve to the earliest timestamp so that the result does not depend on order.
@@ -242,10 +249,12 @@ function outcomeWithinMessage(email: string, events: readonly SesEvent[], tally?
       rank = r;
       state.status = status;
       state.outcomeAt = at;
+      source = current?.source;
     }
   };
 
   for (const e of mine) {
+    current = e;
     switch (e.type) {
       case 'Send':
         consider('sent', e.timestamp);
@@ -290,11 +299,13 @@ function outcomeWithinMessage(email: string, events: readonly SesEvent[], tally?
         break; // Subscription and unknown types are recorded but do not change the outcome.
     }
   }
+  current = undefined;
   if (tallied) {
     state.opens += tally.opens;
     state.clicks += tally.clicks;
     consider('delivered', tally.firstAt);
   }
+  if (source === 'insights') state.outcomeSource = 'insights';
 
   // Details that must also be order-independent: choose deterministically among candidates.
   const complaint = mine.filter((e) => e.type === 'Complaint').sort(byTimeThenId)[0];
@@ -614,6 +625,23 @@ export class EventStore {
   snapshot(): EventStoreSnapshot {
     return { events: this.events(), engagement: this.engagement(), counts: this.counts(), recentIds: [...this.recent], compacted: this.compactedCount };
   }
+}
+
+/**
+ * Fact keys of an event, one per recipient it names (rule 13): what GetMessageInsights and SNS
+ * both say, so that an insights-derived event and the SNS copy of the same fact collapse.
+ * Insights give a type, a destination and a time (no feedback id, no SNS id), and the two
+ * sources' times need not agree to the millisecond. So a fact that happens at most once per
+ * recipient of an SES message (Send, Delivery, a Permanent or Undetermined bounce, Complaint,
+ * Reject, Rendering Failure) is keyed without its time; a fact that can repeat (DeliveryDelay,
+ * a Transient bounce, Open, Click, Subscription) is keyed with its time to the second.
+ */
+export function factKeys(e: SesEvent): string[] {
+  let kind: string = e.type;
+  if (e.type === 'Bounce') kind = `Bounce:${e.bounce?.type ?? ''}`;
+  const once = e.type === 'Send' || e.type === 'Delivery' || e.type === 'Complaint' || e.type === 'Reject' || e.type === 'Rendering Failure' || (e.type === 'Bounce' && e.bounce?.type !== 'Transient');
+  const when = once ? '' : `@${e.timestamp.slice(0, 19)}`;
+  return e.recipients.map((r) => `${e.sesMessageId}|${r}|${kind}${when}`);
 }
 
 function kindKey(e: SesEvent): string {

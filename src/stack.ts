@@ -18,7 +18,7 @@ import { startSesSandbox, type SandboxOptions, type SesSandbox } from './sandbox
 import { freePorts, noTemporalCliError, resolveTemporalCli, startDevServer, startDevServerViaSdkDownload, type DevServer } from './temporal-cli';
 import { lockDataDir } from './data-dir-lock';
 import { signerTrustOptions, startWebhookServer, type SignerTrust, type WebhookServer } from './webhook';
-import { createLifecycleWorker, createSesClient } from './worker';
+import { createInsightsWorker, createLifecycleWorker, createSesClient } from './worker';
 import { ensureSearchAttributes } from './search-attributes';
 import { createVisibilityMetrics, workerMetrics } from './metrics';
 
@@ -306,9 +306,13 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
         ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
       });
       const running = w.run();
+      // Rule 13: the rate-limited GetMessageInsights worker, beside the lifecycle worker.
+      const iw = await createInsightsWorker({ connection: nativeConnection, namespace, taskQueue, ses });
+      const insightsRunning = iw.run();
       stops.push(async () => {
+        if (iw.getState() === 'RUNNING') iw.shutdown();
         if (w.getState() === 'RUNNING') w.shutdown();
-        await running;
+        await Promise.all([running, insightsRunning]);
         ses.destroy();
       });
       worker = w;

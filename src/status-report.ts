@@ -61,6 +61,7 @@ export function recipientReason(r: RecipientState, s: Pick<LifecycleStatus, 'sen
       parts.push(r.deliveredAt ? `delivered ${r.deliveredAt}` : 'delivered');
       break;
   }
+  if (r.outcomeSource === 'insights') parts.push('from SES message insights (the SNS event never arrived)');
   if (r.autoReplies > 0) parts.push(`auto-replies ${r.autoReplies}`);
   if (r.opens > 0) parts.push(`opens ${r.opens}`);
   if (r.clicks > 0) parts.push(`clicks ${r.clicks}`);
@@ -70,7 +71,7 @@ export function recipientReason(r: RecipientState, s: Pick<LifecycleStatus, 'sen
 
 /** Follow-ups that report something that did not work. */
 export function isFailedFollowUp(f: FollowUp): boolean {
-  return f.kind === 'suppression-failed' || / not delivered: | could not be forwarded: |gave up after/.test(f.detail);
+  return f.kind === 'suppression-failed' || / not delivered: | could not be forwarded: |gave up after/.test(f.detail) || (f.kind === 'repair' && / insights unavailable: .*(AccessDenied|Unavailable|Throttled|Error)/.test(f.detail));
 }
 
 /**
@@ -96,7 +97,7 @@ export function statusReport(s: LifecycleStatus, opts: { suppression?: ReadonlyM
   const counts = Object.entries(s.eventCounts)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([t, n]) => `${t} ${n}`);
-  out.push(`events: ${s.eventsRecorded} recorded${counts.length ? ` (${counts.join(', ')})` : ''}`);
+  out.push(`events: ${s.eventsRecorded} recorded${counts.length ? ` (${counts.join(', ')})` : ''}${s.repairedEvents ? `; ${s.repairedEvents} from SES message insights (source insights)` : ''}`);
   if (s.foreignEvents) out.push(`foreign events: ${s.foreignEvents} (named this lifecycle but belong to an SES message it never sent; forwarded to that message's orphan)`);
   return out.join('\n');
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { SESv2Client, GetAccountCommand } from '@aws-sdk/client-sesv2';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { CURRENT_CORE, TASK_QUEUE } from './definitions';
+import { CURRENT_CORE, INSIGHTS_RATE_PER_SECOND, insightsTaskQueue, TASK_QUEUE } from './definitions';
 
 /** Options for {@link createSesClient}. */
 export interface SesClientOptions {
@@ -92,5 +92,42 @@ export async function createLifecycleWorker(opts: LifecycleWorkerOptions): Promi
     // changes reach open lifecycles through patched()/the core version (README "Deploying").
     workerDeploymentOptions: { version: { deploymentName: 'ses-lifecycle', buildId: opts.buildId ?? DEFAULT_BUILD_ID }, useWorkerVersioning: false },
     ...opts.tuning,
+  });
+}
+
+/** Options for {@link createInsightsWorker}. */
+export interface InsightsWorkerOptions {
+  connection: NativeConnection;
+  namespace?: string;
+  /** The lifecycle task queue; the worker polls `<taskQueue>-insights`. */
+  taskQueue?: string;
+  ses: SESv2Client;
+  /** GetMessageInsights calls per second, across every worker of the queue (server-enforced). Default {@link INSIGHTS_RATE_PER_SECOND}. */
+  ratePerSecond?: number;
+}
+
+/**
+ * Creates (does not run) the worker of the GetMessageInsights activity (rule 13, repair). It
+ * polls its own task queue with `maxTaskQueueActivitiesPerSecond` below SES's limit for the
+ * operation (about 1 call/s per account): the Temporal server hands out at most that many
+ * activity tasks per second, whatever the number of workers, so the limit survives worker
+ * restarts and scale-out, and waiting repairs queue durably on the server. Run one beside every
+ * lifecycle worker (`ses-lifecycle worker` and the dev stack do).
+ */
+export function createInsightsWorker(opts: InsightsWorkerOptions): Promise<Worker> {
+  const rate = opts.ratePerSecond ?? INSIGHTS_RATE_PER_SECOND;
+  if (!(rate > 0) || !Number.isFinite(rate)) throw new RangeError(`ratePerSecond must be a positive number, got ${rate}`);
+  const activities = createActivities({ ses: opts.ses });
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace ?? 'default',
+    taskQueue: insightsTaskQueue(opts.taskQueue ?? TASK_QUEUE),
+    activities: { fetchMessageInsights: activities.fetchMessageInsights.bind(activities) },
+    maxTaskQueueActivitiesPerSecond: rate,
+    // The server's limit is an average over the queue's partitions, which can each hand out a
+    // task at once; this worker also spaces its own calls, so one worker never bursts. (A burst
+    // across several workers meets TooManyRequestsException, which Temporal retries with backoff.)
+    maxActivitiesPerSecond: rate,
+    maxConcurrentActivityTaskExecutions: 1,
   });
 }

@@ -48,6 +48,7 @@ export function renderDetails(s: LifecycleStatus, extra: string[] = []): string 
         r.opens ? `opens: ${r.opens}` : '',
         r.clicks ? `clicks: ${r.clicks}` : '',
         r.attempts > 1 ? `attempts: ${r.attempts}` : '',
+        r.outcomeSource === 'insights' ? 'from SES insights' : '',
       ]
         .filter(Boolean)
         .join('; ');
@@ -59,7 +60,7 @@ export function renderDetails(s: LifecycleStatus, extra: string[] = []): string 
     `SES message ids: ${s.sesMessageIds.join(', ') || '—'}`,
   ];
   if (s.engagement && (s.engagement.opens || s.engagement.clicks)) lines.push('', `Engagement: ${s.engagement.opens} opens, ${s.engagement.clicks} clicks`);
-  lines.push('', 'Latest events:', '', ...s.latestEvents.slice(-10).map((e) => `- ${e.timestamp} ${e.type} ${e.recipients.join(', ')}`));
+  lines.push('', 'Latest events:', '', ...s.latestEvents.slice(-10).map((e) => `- ${e.timestamp} ${e.type} ${e.recipients.join(', ')}${e.source === 'insights' ? ' (from insights)' : ''}`));
   if (s.followUps.length) lines.push('', 'Follow-ups:', '', ...s.followUps.slice(-10).map((f) => `- ${f.at} ${f.kind}: ${f.detail}`));
   if (s.sendError) lines.push('', `Send error: ${s.sendError.type}: ${s.sendError.message}`);
   return lines.join('\n');

@@ -7,10 +7,12 @@
  * Lifecycles started before the v2 core (input without `core: 2`) run the frozen v1 code.
  */
 import {
+  allHandlersFinished,
   CancellationScope,
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -27,6 +29,8 @@ import {
   sesEventSignal,
   sesEventsSignal,
   MAX_BATCH_EVENTS,
+  PATCHES,
+  repairUpdate,
   statusQuery,
   type LifecyclePolicy,
   type LifecycleResult,
@@ -35,6 +39,7 @@ import {
 import { hasOutcome, isTerminal, softBounced, toSuppress, type LifecycleSummary } from '../src/lifecycle';
 import { renderDetails } from './details';
 import { CallbackOutbox, forwardToOrphan, Suppressions } from './follow-ups';
+import { repairFromInsights } from './repair';
 import { sendAttempt } from './send-attempt';
 import { LifecycleState } from './state';
 import { messageLifecycleV1 } from './v1/message-lifecycle';
@@ -65,6 +70,8 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
     for (const event of events.slice(0, MAX_BATCH_EVENTS)) state.onEvent(event);
   });
   setHandler(statusQuery, () => state.snapshot());
+  // Rule 13, on demand (`ses-lifecycle repair`): answers what was recorded.
+  setHandler(repairUpdate, () => repairFromInsights(state, 'on demand'));
 
   const timer = new WakeTimer(() => state.bump());
   const suppressions = new Suppressions(state, input.lifecycleId);
@@ -147,6 +154,14 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
       const settled = !resendPending && s.recipients.every((r) => hasOutcome(r) || isTerminal(r.status));
       if (!settled && state.deadlineAt !== undefined && !state.facts.deadlinePassed) {
         if (Date.now() >= state.deadlineAt) {
+          // Rule 13: before anyone is unconfirmed, ask SES's insights what SNS did not deliver.
+          if (!state.repairTried && policy.repairFromInsights && patched(PATCHES.insightsRepair)) {
+            state.repairTried = true;
+            const open = new Set(s.recipients.filter((r) => !(hasOutcome(r) || isTerminal(r.status))).map((r) => r.email));
+            const ids = state.facts.attempts.filter((a) => a.sesMessageId !== undefined && a.recipients.some((r) => open.has(r))).map((a) => a.sesMessageId!);
+            if (ids.length > 0) await repairFromInsights(state, 'deadline', ids);
+            continue;
+          }
           state.facts.deadlinePassed = true;
           const late = state.summary().recipients.filter((r) => r.status === 'unconfirmed').map((r) => r.email);
           state.addFollowUp('deadline', `no outcome by the delivery deadline: ${late.join(', ')}`);
@@ -167,6 +182,8 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
       if (workflowInfo().historyLength > policy.maxHistoryEvents || workflowInfo().historySize > MAX_RUN_HISTORY_BYTES || workflowInfo().continueAsNewSuggested) {
         await suppressions.settled();
         await condition(() => !outbox || !outbox.inFlight);
+        // A running `repair` update answers before the run ends (no command when none runs).
+        await condition(allHandlersFinished);
         if (state.foreignQueue.length === 0) {
           await continueAsNew<typeof messageLifecycle>({ ...input, policy, carried: state.carried() });
         }
@@ -193,6 +210,7 @@ export async function messageLifecycle(input: MessageLifecycleInput): Promise<Li
       state.phase = 'completed';
     }
     await suppressions.settled();
+    await condition(allHandlersFinished);
     const final = state.summary();
     publish(final);
     state.queueCallback(final);

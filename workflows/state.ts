@@ -17,7 +17,7 @@ import {
   type MessageLifecycleInput,
 } from '../src/definitions';
 import { headline, suppressedOk } from './details';
-import { EventStore, initialFacts, summarize, type LifecycleFacts, type LifecycleSummary, type SesEvent } from '../src/lifecycle';
+import { EventStore, factKeys, initialFacts, summarize, type LifecycleFacts, type LifecycleSummary, type SesEvent } from '../src/lifecycle';
 
 /** Follow-ups kept in state and shown (older ones are dropped: bounded). */
 const MAX_FOLLOW_UPS = 50;
@@ -27,6 +27,8 @@ const MAX_HELD = 500;
 const MAX_FOREIGN_QUEUE = 100;
 /** How many recent events the status query and the UI show. */
 const LATEST_EVENTS = 20;
+/** Fact keys of insights-derived events remembered for dedupe against late SNS copies (rule 13). */
+const MAX_INSIGHT_FACTS = 1_000;
 
 export class LifecycleState {
   version = 0;
@@ -47,6 +49,11 @@ export class LifecycleState {
   readonly foreignQueue: SesEvent[] = [];
   /** True while a SendEmail is in flight or its outcome is ambiguous. */
   sendOpen = false;
+  /** Fact keys recorded from GetMessageInsights (rule 13): a later SNS copy of one is a duplicate. */
+  readonly insightFacts: Set<string>;
+  repairedEvents: number;
+  /** The deadline repair ran (once per lifecycle). */
+  repairTried: boolean;
   /** Latest events for display (bounded). */
   private latest: LifecycleStatus['latestEvents'] = [];
   readonly callbacks: { queue: CallbackPayload[]; seq: number; last?: string };
@@ -71,6 +78,9 @@ export class LifecycleState {
       this.deadlineAt = c.deadlineAt;
       this.windowEndsAt = c.windowEndsAt;
       this.foreignEvents = c.foreignEvents;
+      this.insightFacts = new Set(c.insightFacts ?? []);
+      this.repairedEvents = c.repairedEvents ?? 0;
+      this.repairTried = c.repairTried ?? false;
     } else {
       // A fresh lifecycle (v1 inputs never reach this class: they run workflows/v1).
       this.store = new EventStore();
@@ -79,6 +89,9 @@ export class LifecycleState {
       this.suppressionsPending = new Set();
       this.callbacks = { queue: [], seq: 0 };
       this.foreignEvents = 0;
+      this.insightFacts = new Set();
+      this.repairedEvents = 0;
+      this.repairTried = false;
     }
     this.phase = c ? 'awaiting-outcome' : 'sending';
   }
@@ -98,6 +111,18 @@ export class LifecycleState {
    */
   onEvent(event: SesEvent): void {
     if (this.store.has(event.id)) return;
+    if (event.source === 'insights') {
+      this.onInsightEvent(event);
+      return;
+    }
+    if (this.insightFacts.size > 0 && this.attemptIds().has(event.sesMessageId)) {
+      // Rule 13: the SNS copy of a fact already repaired from insights is a duplicate; an event
+      // that also names other recipients is recorded for those only.
+      const keys = factKeys(event);
+      const fresh = event.recipients.filter((_, i) => !this.insightFacts.has(keys[i]!));
+      if (fresh.length === 0) return;
+      if (fresh.length < event.recipients.length) event = { ...event, recipients: fresh };
+    }
     if (this.attemptIds().has(event.sesMessageId)) {
       if (this.store.add(event)) {
         this.noteLatest(event);
@@ -112,6 +137,25 @@ export class LifecycleState {
       return;
     }
     this.foreign(event);
+  }
+
+  /**
+   * Records an event read back from GetMessageInsights (rule 13) unless this lifecycle already
+   * knows its fact (from SNS or an earlier repair). Returns true when it was new.
+   */
+  onInsightEvent(event: SesEvent): boolean {
+    if (this.store.has(event.id) || !this.attemptIds().has(event.sesMessageId)) return false;
+    const [key] = factKeys(event);
+    if (key === undefined || this.insightFacts.has(key)) return false;
+    const known = new Set(this.store.events().flatMap(factKeys));
+    if (known.has(key)) return false;
+    if (!this.store.add(event)) return false;
+    this.insightFacts.add(key);
+    if (this.insightFacts.size > MAX_INSIGHT_FACTS) this.insightFacts.delete(this.insightFacts.values().next().value!);
+    this.repairedEvents += 1;
+    this.noteLatest(event);
+    this.bump();
+    return true;
   }
 
   private foreign(event: SesEvent): void {
@@ -136,7 +180,7 @@ export class LifecycleState {
   }
 
   private noteLatest(e: SesEvent): void {
-    this.latest.push({ type: e.type, timestamp: e.timestamp, recipients: e.recipients.slice(0, 5), sesMessageId: e.sesMessageId });
+    this.latest.push({ type: e.type, timestamp: e.timestamp, recipients: e.recipients.slice(0, 5), sesMessageId: e.sesMessageId, ...(e.source === 'insights' ? { source: 'insights' as const } : {}) });
     this.latest.sort((a, b) => (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0));
     if (this.latest.length > LATEST_EVENTS) this.latest.splice(0, this.latest.length - LATEST_EVENTS);
   }
@@ -161,6 +205,7 @@ export class LifecycleState {
       followUps: this.followUps,
       latestEvents: this.latest.length > 0 ? this.latest : this.store.events().slice(-LATEST_EVENTS).map((e) => ({ type: e.type, timestamp: e.timestamp, recipients: e.recipients.slice(0, 5), sesMessageId: e.sesMessageId })),
       ...(this.foreignEvents > 0 ? { foreignEvents: this.foreignEvents } : {}),
+      ...(this.repairedEvents > 0 ? { repairedEvents: this.repairedEvents } : {}),
     };
   }
 
@@ -208,6 +253,8 @@ export class LifecycleState {
       suppressionsPending: [...this.suppressionsPending],
       callbacks: this.callbacks,
       foreignEvents: this.foreignEvents,
+      ...(this.insightFacts.size > 0 ? { insightFacts: [...this.insightFacts], repairedEvents: this.repairedEvents } : {}),
+      ...(this.repairTried ? { repairTried: true } : {}),
       ...(this.facts.sendError ? { sendError: this.facts.sendError } : {}),
       ...(this.deadlineAt !== undefined ? { deadlineAt: this.deadlineAt } : {}),
       ...(this.windowEndsAt !== undefined ? { windowEndsAt: this.windowEndsAt } : {}),

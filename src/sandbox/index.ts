@@ -14,7 +14,9 @@
  * Extra HTTP endpoints for tests and other processes: `GET /_sandbox/ledger`,
  * `GET /_sandbox/messages`, `POST /_sandbox/faults` (JSON array of {@link SendFault}),
  * `GET /_sandbox/ca.pem`, `GET /_sandbox/info`, `GET /_sandbox/idle?timeoutMs=…`,
- * `POST /_sandbox/send-rate` (`{"maxSendRate": n}`).
+ * `POST /_sandbox/send-rate` (`{"maxSendRate": n}`), `POST /_sandbox/drop` (JSON array of
+ * {@link DropRule}: chaos mode that drops SNS deliveries), `GET /_sandbox/dropped`,
+ * `GET /_sandbox/insights-stats`.
  */
 import { randomBytes } from 'node:crypto';
 import { join as joinPath } from 'node:path';
@@ -23,7 +25,7 @@ import { z } from 'zod';
 import { generateSandboxPki } from './certs';
 import { SnsApiError, SesApiError } from './errors';
 import { HangingResponses, registerSesV2Api } from './ses-api';
-import { SesService } from './ses-service';
+import { SesService, type DropRule, type InsightsFault } from './ses-service';
 import { registerSnsQueryApi, snsErrorXml } from './sns-api';
 import { SnsDelivery } from './sns-delivery';
 import { SnsService } from './sns-service';
@@ -49,6 +51,7 @@ export type {
   SesSandbox,
   SuppressionFault,
 } from './types';
+export type { DropRule, DroppedEvent, InsightsFault } from './ses-service';
 export { buildSignedSnsMessage, buildStringToSign, signSnsMessage, verifySnsSignature } from './sns-signing';
 export type { SnsMessage, SnsMessageType, SnsSignatureVersion, UnsignedSnsMessage } from './sns-signing';
 export { SANDBOX_DOMAIN, SIMULATOR_DOMAIN } from './simulator';
@@ -85,6 +88,19 @@ export const sendFaultSchema: z.ZodType<SendFault> = z.discriminatedUnion('kind'
   z.object({ kind: z.literal('accept-then-hang'), hangMs: z.number().int().min(0).max(600_000) }),
   z.object({ kind: z.literal('accept-then-reset') }),
   z.object({ kind: z.literal('reset-before-accept') }),
+]);
+
+/** Schema of one {@link DropRule} (for `POST /_sandbox/drop`). */
+export const dropRuleSchema: z.ZodType<DropRule> = z.object({
+  recipients: z.array(z.string().min(3).max(320)).max(1000).optional(),
+  eventTypes: z.array(z.enum(['Send', 'Delivery', 'Bounce', 'Complaint', 'DeliveryDelay', 'Reject'])).max(6).optional(),
+  probability: z.number().min(0).max(1).optional(),
+});
+
+const insightsFaultSchema: z.ZodType<InsightsFault> = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('access-denied') }),
+  z.object({ kind: z.literal('not-found') }),
+  z.object({ kind: z.literal('internal') }),
 ]);
 
 const suppressionFaultSchema: z.ZodType<SuppressionFault> = z.discriminatedUnion('kind', [
@@ -218,6 +234,8 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
     },
     delivery,
   );
+  const dropProbability = opts.chaos?.dropProbability ?? 0;
+  if (!(dropProbability >= 0 && dropProbability <= 1)) throw new Error('SandboxOptions.chaos.dropProbability must be within [0, 1]');
   const ses = new SesService(
     {
       region,
@@ -235,6 +253,7 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
     timers,
     work,
   );
+  if (dropProbability > 0) ses.setDropRules([{ probability: dropProbability }]);
   const hangs = new HangingResponses(timers);
 
   // HTTP: SESv2 + SNS Query API + sandbox control endpoints.
@@ -258,6 +277,14 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
     ses.injectFaults(r.data);
     return { queued: r.data.length };
   });
+  http.post('/_sandbox/drop', (req, reply) => {
+    const r = z.array(dropRuleSchema).max(100).safeParse(req.body);
+    if (!r.success) return reply.status(400).send({ error: `invalid drop rules: ${z.prettifyError(r.error)}` });
+    ses.setDropRules(r.data);
+    return { rules: r.data.length };
+  });
+  http.get('/_sandbox/dropped', () => ses.droppedEvents());
+  http.get('/_sandbox/insights-stats', () => ses.insightsStats());
   http.post('/_sandbox/send-rate', (req, reply) => {
     const r = z.object({ maxSendRate: z.number().positive() }).safeParse(req.body);
     if (!r.success) return reply.status(400).send({ error: `invalid body: ${z.prettifyError(r.error)}` });
@@ -361,6 +388,15 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
       ses.injectSuppressionFaults(faults.map((f) => suppressionFaultSchema.parse(f)));
     },
     setMaxSendRate: (n) => ses.setMaxSendRate(n),
+    dropDeliveries(rules) {
+      ses.setDropRules(rules.map((r) => dropRuleSchema.parse(r)));
+    },
+    droppedEvents: () => ses.droppedEvents(),
+    redeliverDropped: () => ses.redeliverDropped(),
+    injectInsightsFaults(faults) {
+      ses.injectInsightsFaults(faults.map((f) => insightsFaultSchema.parse(f)));
+    },
+    insightsStats: () => ses.insightsStats(),
     signMessage: (msg: UnsignedSnsMessage, version?: '1' | '2'): SnsMessage => sns.sign(msg, version),
     async close() {
       if (closed) return;

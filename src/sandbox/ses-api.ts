@@ -124,6 +124,9 @@ export function registerSesV2Api(app: FastifyInstance, ses: SesService, hangs: H
   });
 
   app.get('/v2/email/account', () => ses.getAccount());
+  // GetMessageInsights (the SDK sends `/v2/email/insights/{MessageId}/`, with the trailing slash).
+  app.get('/v2/email/insights/:MessageId', (req) => ses.getMessageInsights(param(req, 'MessageId')));
+  app.get('/v2/email/insights/:MessageId/', (req) => ses.getMessageInsights(param(req, 'MessageId')));
 
   // Suppression list.
   app.put('/v2/email/suppression/addresses', async (req, reply) => {

@@ -227,6 +227,49 @@ class TokenBucket {
 interface InternalMessage {
   accepted: AcceptedMessage;
   sim: SimulatedMessage;
+  /** Every event SES decided for this message (published or not): what GetMessageInsights reports. */
+  planned: PlannedEvent[];
+}
+
+/** GetMessageInsights: SES allows about one call per second per account. */
+const INSIGHTS_RATE_PER_SECOND = 1;
+/** Insights are kept for the most recent messages only (bounded memory). */
+const MAX_INSIGHT_MESSAGES = 100_000;
+/** SES event type → GetMessageInsights `Type`. */
+const INSIGHTS_TYPE: Readonly<Record<SandboxEventType, string>> = {
+  Send: 'SEND',
+  Reject: 'REJECT',
+  Bounce: 'BOUNCE',
+  Complaint: 'COMPLAINT',
+  Delivery: 'DELIVERY',
+  DeliveryDelay: 'DELIVERY_DELAY',
+  Open: 'OPEN',
+  Click: 'CLICK',
+  'Rendering Failure': 'RENDERING_FAILURE',
+  Subscription: 'SUBSCRIPTION',
+};
+/** Types GetMessageInsights leaves out for messages with more than one recipient (SESv2 API reference, InsightsEvent). */
+const SINGLE_RECIPIENT_ONLY = new Set<SandboxEventType>(['Delivery', 'Bounce', 'Complaint']);
+
+/** Chaos: SNS publications of matching events are dropped (SNS gave up; the events are lost). */
+export interface DropRule {
+  /** Bare addresses (case-insensitive); an event is dropped when every recipient it names is listed. Absent: any recipient. */
+  recipients?: string[];
+  /** SES event types to drop (`Delivery`, `Bounce`, …). Absent: every type. */
+  eventTypes?: SandboxEventType[];
+  /** Fraction of matching publications dropped (seeded PRNG). Default 1. */
+  probability?: number;
+}
+
+/** A fault consumed by the next GetMessageInsights call (VDM off → not-found, IAM → access-denied). */
+export type InsightsFault = { kind: 'access-denied' } | { kind: 'not-found' } | { kind: 'internal' };
+
+/** One SNS publication the chaos mode dropped. */
+export interface DroppedEvent {
+  sesMessageId: string;
+  eventType: SandboxEventType;
+  recipients: string[];
+  at: string;
 }
 
 /** Parsed, validated content of a SendEmail request. */
@@ -253,6 +296,17 @@ export class SesService {
   private readonly configSets = new Map<string, ConfigSet>();
   private readonly suppressed = new Map<string, SuppressedEntry>();
   private readonly messages: InternalMessage[] = [];
+  /** Messages by SES id, for GetMessageInsights (bounded, oldest dropped first). */
+  private readonly byId = new Map<string, InternalMessage>();
+  private readonly insightsBucket = new TokenBucket(INSIGHTS_RATE_PER_SECOND);
+  private readonly insightsLog = { calls: 0, throttled: 0, notFound: 0 };
+  /** Times (epoch ms) and outcomes of the latest GetMessageInsights calls (bounded). */
+  private readonly insightsCalls: { at: number; outcome: 'answered' | 'throttled' | 'not-found' | 'fault' }[] = [];
+  private dropRules: DropRule[] = [];
+  private readonly droppedLog: DroppedEvent[] = [];
+  /** Dropped publications, kept so a test can deliver them late (an SNS redrive). */
+  private readonly droppedPublishes: (() => void)[] = [];
+  private readonly insightsFaults: InsightsFault[] = [];
   private readonly faults: SendFault[] = [];
   private readonly softbounced = new Set<string>();
   private readonly bucket: TokenBucket;
@@ -461,9 +515,14 @@ export class SesService {
       ...(parsed.renderingFailure ? { renderingFailure: parsed.renderingFailure } : {}),
       ...(parsed.virus ? { virus: true } : {}),
     };
-    this.messages.push({ accepted, sim });
+    // Events are simulated for messages sent with a configuration set only (as before insights):
+    // without one, the sandbox's SES neither publishes nor reports any event for the message.
+    const planned = configSet ? planEvents(sim, this.simulatorContext(configSet), (stage) => sim.acceptedAt + Math.max(1, this.config.eventDelayMs) * (stage + 1)) : [];
+    this.messages.push({ accepted, sim, planned });
+    this.byId.set(sesMessageId, this.messages[this.messages.length - 1]!);
+    if (this.byId.size > MAX_INSIGHT_MESSAGES) this.byId.delete(this.byId.keys().next().value!);
     this.config.logger?.info({ sesMessageId, configurationSetName: accepted.configurationSetName, recipients }, 'ses message accepted');
-    if (configSet) this.scheduleEvents(configSet, sim);
+    if (configSet) this.scheduleEvents(configSet, sim, planned);
     return structuredClone(accepted);
   }
 
@@ -572,8 +631,8 @@ export class SesService {
   }
 
   /** Simulator context for one message sent with `configSet`. */
-  private simulatorContext(configSet: ConfigSet): SimulatorContext {
-    const setReasons = (configSet.options.SuppressionOptions as { SuppressedReasons?: string[] } | undefined)?.SuppressedReasons;
+  private simulatorContext(configSet: ConfigSet | undefined): SimulatorContext {
+    const setReasons = (configSet?.options.SuppressionOptions as { SuppressedReasons?: string[] } | undefined)?.SuppressedReasons;
     const reasons = setReasons ?? (this.config.accountSuppression ? ['BOUNCE', 'COMPLAINT'] : []);
     return {
       region: this.config.region,
@@ -596,14 +655,18 @@ export class SesService {
    * `(k + 1) × eventDelayMs` after acceptance. With `reorder`, the events are published one by
    * one in shuffled order, after the last event's timestamp.
    */
-  private scheduleEvents(configSet: ConfigSet, sim: SimulatedMessage): void {
+  private scheduleEvents(configSet: ConfigSet, sim: SimulatedMessage, events: PlannedEvent[]): void {
     const step = Math.max(1, this.config.eventDelayMs);
     const eventTime = (stage: number): number => sim.acceptedAt + step * (stage + 1);
-    const events = planEvents(sim, this.simulatorContext(configSet), eventTime);
     const destinations = [...configSet.eventDestinations.values()].filter((d) => d.Enabled && d.SnsDestination);
     if (events.length === 0 || destinations.length === 0) return;
 
-    const publish = (ev: PlannedEvent): void => {
+    const publish = (ev: PlannedEvent, late = false): void => {
+      if (!late && this.dropped(ev, sim.sesMessageId)) {
+        this.droppedPublishes.push(() => publish(ev, true));
+        if (this.droppedPublishes.length > 10_000) this.droppedPublishes.shift();
+        return;
+      }
       const matching = EVENT_TYPE_TO_MATCHING[ev.eventType];
       const body = JSON.stringify(ev.event);
       for (const d of destinations) {
@@ -615,7 +678,7 @@ export class SesService {
       this.work.begin('events-scheduled');
       this.timers.schedule(delayMs - (Date.now() - sim.acceptedAt), () => {
         try {
-          batch.forEach(publish);
+          batch.forEach((ev) => publish(ev));
         } catch (err) {
           this.config.logger?.error({ err, sesMessageId: sim.sesMessageId }, 'publishing events failed');
         } finally {
@@ -630,6 +693,110 @@ export class SesService {
       const stages = [...new Set(events.map((e) => e.stage))].sort((a, b) => a - b);
       for (const s of stages) at(eventTime(s) - sim.acceptedAt, events.filter((e) => e.stage === s));
     }
+  }
+
+  // ------------------------------------------------------------------------------- chaos: dropped deliveries
+
+  /** Replaces the drop rules (empty: deliver everything again). */
+  setDropRules(rules: readonly DropRule[]): void {
+    this.dropRules = rules.map((r) => ({
+      ...r,
+      ...(r.recipients ? { recipients: r.recipients.map((a) => bareAddress(a).toLowerCase()) } : {}),
+    }));
+  }
+
+  /** Publishes every dropped event now (late copies, as after an SNS redrive); returns how many. */
+  redeliverDropped(): number {
+    const list = this.droppedPublishes.splice(0);
+    for (const p of list) p();
+    return list.length;
+  }
+
+  /** Queues faults for later GetMessageInsights calls. */
+  injectInsightsFaults(faults: readonly InsightsFault[]): void {
+    this.insightsFaults.push(...faults);
+  }
+
+  /** Publications dropped so far, oldest first (copies). */
+  droppedEvents(): DroppedEvent[] {
+    return this.droppedLog.map((d) => structuredClone(d));
+  }
+
+  private dropped(ev: PlannedEvent, sesMessageId: string): boolean {
+    const recipients = ev.recipients.map((r) => bareAddress(r).toLowerCase());
+    const rule = this.dropRules.find(
+      (r) => (r.eventTypes === undefined || r.eventTypes.includes(ev.eventType)) && (r.recipients === undefined || recipients.every((a) => r.recipients!.includes(a))),
+    );
+    if (!rule) return false;
+    if ((rule.probability ?? 1) < 1 && this.config.rand() >= (rule.probability ?? 1)) return false;
+    this.droppedLog.push({ sesMessageId, eventType: ev.eventType, recipients, at: new Date().toISOString() });
+    if (this.droppedLog.length > 10_000) this.droppedLog.shift();
+    this.config.logger?.info({ sesMessageId, eventType: ev.eventType }, 'chaos: SNS delivery dropped');
+    return true;
+  }
+
+  // ------------------------------------------------------------------------------- GetMessageInsights
+
+  /**
+   * GetMessageInsights from the ledger of sent messages: every event SES decided for the message
+   * whose time has come, published to SNS or not (dropped deliveries included), per destination
+   * (a message sent without a configuration set has no simulated events, so no insights events).
+   * Like SES, events of types DELIVERY, BOUNCE and COMPLAINT are left out for messages with more
+   * than one recipient. Unlike SES, mailbox-simulator messages are included (the tests use them).
+   *
+   * @throws {SesApiError} TooManyRequestsException above about one call per second (SES's
+   *   limit for this operation), NotFoundException for an unknown message id.
+   */
+  getMessageInsights(messageId: string): Record<string, unknown> {
+    this.insightsLog.calls += 1;
+    const note = (outcome: 'answered' | 'throttled' | 'not-found' | 'fault'): void => {
+      this.insightsCalls.push({ at: Date.now(), outcome });
+      if (this.insightsCalls.length > 1000) this.insightsCalls.shift();
+    };
+    if (!this.insightsBucket.tryTake(1)) {
+      note('throttled');
+      this.insightsLog.throttled += 1;
+      throw sesError('TooManyRequestsException', 'Rate exceeded');
+    }
+    const fault = this.insightsFaults.shift();
+    if (fault) note(fault.kind === 'not-found' ? 'not-found' : 'fault');
+    if (fault?.kind === 'access-denied') throw sesError('AccessDeniedException', 'User is not authorized to perform: ses:GetMessageInsights');
+    if (fault?.kind === 'internal') throw sesError('InternalFailure', 'The request processing has failed because of an unknown error, exception or failure.');
+    const m = fault?.kind === 'not-found' ? undefined : this.byId.get(messageId);
+    if (!m) {
+      if (fault?.kind !== 'not-found') note('not-found');
+      this.insightsLog.notFound += 1;
+      throw sesError('NotFoundException', `Message <${messageId}> does not exist.`);
+    }
+    note('answered');
+    const now = Date.now();
+    const { to, cc, bcc } = m.accepted.destination;
+    const destinations = [...to, ...cc, ...bcc];
+    const single = destinations.length === 1;
+    const step = Math.max(1, this.config.eventDelayMs);
+    const insights = destinations.map((d) => {
+      const bare = bareAddress(d).toLowerCase();
+      const events = m.planned
+        .filter((ev) => ev.recipients.some((r) => bareAddress(r).toLowerCase() === bare))
+        .filter((ev) => single || !SINGLE_RECIPIENT_ONLY.has(ev.eventType))
+        .map((ev) => ({ ev, at: eventTimestamp(ev) ?? m.sim.acceptedAt + step * (ev.stage + 1) }))
+        .filter(({ at }) => at <= now)
+        .sort((a, b) => a.at - b.at)
+        .map(({ ev, at }) => ({ Timestamp: at / 1000, Type: INSIGHTS_TYPE[ev.eventType], ...insightDetails(ev) }));
+      return { Destination: bareAddress(d), Isp: domainOf(d) === 'simulator.amazonses.com' ? 'Amazon SES Mailbox Simulator' : 'Other', Events: events };
+    });
+    return {
+      MessageId: m.accepted.sesMessageId,
+      FromEmailAddress: m.accepted.from,
+      Subject: m.accepted.subject,
+      EmailTags: m.accepted.tags.map((t) => ({ Name: t.name, Value: t.value })),
+      Insights: insights,
+    };
+  }
+
+  /** GetMessageInsights calls so far: answered, refused for the rate limit, unknown ids. */
+  insightsStats(): { calls: number; throttled: number; notFound: number; recent: { at: number; outcome: string }[] } {
+    return { ...this.insightsLog, recent: this.insightsCalls.map((c) => ({ ...c })) };
   }
 
   // ------------------------------------------------------------------------------- suppression
@@ -785,6 +952,38 @@ export class SesService {
     }
     this.saveState();
   }
+}
+
+/** The event's own timestamp (epoch ms), from its event-publishing JSON. */
+function eventTimestamp(ev: PlannedEvent): number | undefined {
+  const e = ev.event as Record<string, { timestamp?: unknown } | undefined>;
+  const part = {
+    Send: e.mail,
+    Reject: e.mail,
+    Bounce: e.bounce,
+    Complaint: e.complaint,
+    Delivery: e.delivery,
+    DeliveryDelay: e.deliveryDelay,
+    Open: e.open,
+    Click: e.click,
+    'Rendering Failure': e.mail,
+    Subscription: e.subscription,
+  }[ev.eventType];
+  return typeof part?.timestamp === 'string' ? Date.parse(part.timestamp) : undefined;
+}
+
+/** `Details` of an insights event: Bounce or Complaint. */
+function insightDetails(ev: PlannedEvent): { Details?: Record<string, unknown> } {
+  if (ev.eventType === 'Bounce') {
+    const b = (ev.event.bounce ?? {}) as { bounceType?: string; bounceSubType?: string; bouncedRecipients?: { diagnosticCode?: string }[] };
+    const code = b.bouncedRecipients?.[0]?.diagnosticCode;
+    return { Details: { Bounce: { BounceType: (b.bounceType ?? 'Undetermined').toUpperCase(), BounceSubType: b.bounceSubType ?? 'General', ...(code !== undefined ? { DiagnosticCode: code } : {}) } } };
+  }
+  if (ev.eventType === 'Complaint') {
+    const c = (ev.event.complaint ?? {}) as { complaintSubType?: string | null; complaintFeedbackType?: string };
+    return { Details: { Complaint: { ...(c.complaintSubType ? { ComplaintSubType: c.complaintSubType } : {}), ...(c.complaintFeedbackType !== undefined ? { ComplaintFeedbackType: c.complaintFeedbackType } : {}) } } };
+  }
+  return {};
 }
 
 /** Offset pagination with opaque tokens. @throws {SesApiError} BadRequestException for a bad token or size. */

@@ -33,6 +33,11 @@ export interface SandboxChaosOptions {
   duplicateProbability?: number;
   /** Publish each message's events in shuffled order (e.g. Bounce before Delivery). */
   reorder?: boolean;
+  /**
+   * Probability (0..1) that an SES event is never handed to SNS (SNS gave up on the endpoint: the
+   * event is lost, GetMessageInsights still reports it). Finer rules: {@link SesSandbox.dropDeliveries}.
+   */
+  dropProbability?: number;
   /** PRNG seed. Default 1. */
   seed?: number;
 }
@@ -248,6 +253,20 @@ export interface SesSandbox {
   injectSuppressionFaults(faults: SuppressionFault[]): void;
   /** Changes the send rate (recipients per second) of the token bucket. */
   setMaxSendRate(n: number): void;
+  /**
+   * Chaos: from now on, SES events matching a rule are never handed to SNS (lost, as when SNS
+   * gives up on an endpoint); GetMessageInsights still reports them. Replaces earlier rules; `[]`
+   * stops dropping.
+   */
+  dropDeliveries(rules: import('./ses-service').DropRule[]): void;
+  /** Events dropped by {@link dropDeliveries} or `chaos.dropProbability`, oldest first. */
+  droppedEvents(): import('./ses-service').DroppedEvent[];
+  /** Hands every dropped event to SNS now (late copies, as after a redrive); returns how many. */
+  redeliverDropped(): number;
+  /** Queues faults; each is consumed by one later GetMessageInsights call, in order. */
+  injectInsightsFaults(faults: import('./ses-service').InsightsFault[]): void;
+  /** GetMessageInsights calls: answered, refused by the rate limit (TooManyRequestsException), unknown ids. */
+  insightsStats(): { calls: number; throttled: number; notFound: number; recent: { at: number; outcome: string }[] };
   /**
    * Signs an SNS message with the sandbox's signing key, as SNS would (uses the configured
    * SignatureVersion unless `version` is given). For webhook tests that forge messages.

@@ -7,7 +7,7 @@ import type { SESv2Client } from '@aws-sdk/client-sesv2';
 import { inject } from 'vitest';
 import { LifecycleClient } from '../../src/client';
 import { startSesSandbox, type SandboxOptions, type SesSandbox } from '../../src/sandbox';
-import { createLifecycleWorker, createSesClient } from '../../src/worker';
+import { createInsightsWorker, createLifecycleWorker, createSesClient } from '../../src/worker';
 import { getTestConnection, uniqueTaskQueue } from './temporal';
 
 let runtimeInstalled = false;
@@ -68,7 +68,9 @@ export async function startLifecycleStack(
     ...(opts.paceToSendRate ? { paceToSendRate: true } : {}),
     ...(opts.callbacks ? { callbackSecret: opts.callbacks.secret, callbacks: { allowedHosts: opts.callbacks.allowedHosts } } : {}),
   });
-  const running = worker.run();
+  // Rule 13: the rate-limited GetMessageInsights worker, as every deployment runs it.
+  const insightsWorker = await createInsightsWorker({ connection, namespace, taskQueue, ses });
+  const running = Promise.all([worker.run(), insightsWorker.run()]);
   const lc = new LifecycleClient(client, { taskQueue, ...(opts.callbacks ? { callbackAllowedHosts: opts.callbacks.allowedHosts } : {}) });
   return {
     sandbox,
@@ -78,6 +80,7 @@ export async function startLifecycleStack(
     worker,
     async stop() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
+      if (insightsWorker.getState() === 'RUNNING') insightsWorker.shutdown();
       await running;
       await connection.close();
       ses.destroy();

@@ -12,7 +12,7 @@
  * shut it down gracefully; SIGKILL is the point.
  */
 import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime } from '@temporalio/worker';
-import { createLifecycleWorker, createSesClient } from '../../src/worker';
+import { createInsightsWorker, createLifecycleWorker, createSesClient } from '../../src/worker';
 
 function need(name: string): string {
   const v = process.env[name];
@@ -43,12 +43,15 @@ async function main(): Promise<void> {
     paceToSendRate: process.env.FAULT_WORKER_PACE === 'true',
     workflowBundle: { codePath: need('FAULT_WORKER_BUNDLE_PATH') },
   });
+  // Rule 13: the rate-limited GetMessageInsights worker, as every deployment runs it.
+  const insightsWorker = await createInsightsWorker({ connection, namespace: process.env.FAULT_WORKER_NAMESPACE ?? 'default', taskQueue: need('FAULT_WORKER_TASK_QUEUE'), ses });
   const shutdown = (): void => {
     if (worker.getState() === 'RUNNING') worker.shutdown();
+    if (insightsWorker.getState() === 'RUNNING') insightsWorker.shutdown();
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
-  const running = worker.run();
+  const running = Promise.all([worker.run(), insightsWorker.run()]);
   // run() starts polling right away; announce readiness once the state says so.
   while (worker.getState() === 'INITIALIZED') await new Promise((r) => setTimeout(r, 20));
   process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid })}\n`);

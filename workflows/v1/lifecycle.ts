@@ -87,7 +87,7 @@ export interface SesEvent {
   /** Recipients this event concerns, lower-cased. Send/Reject/Rendering Failure concern all destinations. */
   recipients: string[];
   /** How it reached us. */
-  source: 'event-publishing' | 'notification';
+  source: 'event-publishing' | 'notification' | 'insights'; // type only: v1 never receives insights events (rule 13 is v2)
   bounce?: { type: BounceType; subType: string; diagnosticCodes?: Record<string, string> };
   complaint?: { feedbackType?: string; subType?: string | null };
   delay?: { delayType?: string; expirationTime?: string };
