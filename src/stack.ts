@@ -27,6 +27,8 @@ export interface StackOptions {
   config: Readonly<Config>;
   /** Use this Temporal server instead of the config's (tests share one dev server). */
   temporal?: { address: string; namespace: string };
+  /** GetMessageInsights calls per second of the insights worker (default 0.5, below SES's quota). */
+  insightsRatePerSecond?: number;
   /** Sandbox overrides (chaos, SNS retry spacing, send rate). */
   sandbox?: Omit<SandboxOptions, 'port' | 'httpsPort'> & { port?: number; httpsPort?: number };
   /** Task queue override (tests use a unique one). */
@@ -307,7 +309,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       });
       const running = w.run();
       // Rule 13: the rate-limited GetMessageInsights worker, beside the lifecycle worker.
-      const iw = await createInsightsWorker({ connection: nativeConnection, namespace, taskQueue, ses });
+      const iw = await createInsightsWorker({ connection: nativeConnection, namespace, taskQueue, ses, ...(opts.insightsRatePerSecond !== undefined ? { ratePerSecond: opts.insightsRatePerSecond } : {}) });
       const insightsRunning = iw.run();
       stops.push(async () => {
         if (iw.getState() === 'RUNNING') iw.shutdown();

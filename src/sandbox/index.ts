@@ -244,6 +244,7 @@ export async function startSesSandbox(opts: SandboxOptions = {}): Promise<SesSan
       max24HourSend: positive('max24HourSend', opts.max24HourSend, 50_000),
       accountSuppression: opts.accountSuppression ?? true,
       eventDelayMs: positive('eventDelayMs', opts.eventDelayMs, 50, true),
+      insightsRatePerSecond: positive('insightsRatePerSecond', opts.insightsRatePerSecond, 1),
       reorder: opts.chaos?.reorder ?? false,
       rand,
       logger,

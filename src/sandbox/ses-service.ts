@@ -53,6 +53,8 @@ export interface SesServiceConfig {
   max24HourSend: number;
   accountSuppression: boolean;
   eventDelayMs: number;
+  /** GetMessageInsights calls per second (SES: about 1). */
+  insightsRatePerSecond: number;
   reorder: boolean;
   rand: () => number;
   logger: SandboxLogger | undefined;
@@ -231,8 +233,6 @@ interface InternalMessage {
   planned: PlannedEvent[];
 }
 
-/** GetMessageInsights: SES allows about one call per second per account. */
-const INSIGHTS_RATE_PER_SECOND = 1;
 /** Insights are kept for the most recent messages only (bounded memory). */
 const MAX_INSIGHT_MESSAGES = 100_000;
 /** SES event type → GetMessageInsights `Type`. */
@@ -298,7 +298,7 @@ export class SesService {
   private readonly messages: InternalMessage[] = [];
   /** Messages by SES id, for GetMessageInsights (bounded, oldest dropped first). */
   private readonly byId = new Map<string, InternalMessage>();
-  private readonly insightsBucket = new TokenBucket(INSIGHTS_RATE_PER_SECOND);
+  private readonly insightsBucket: TokenBucket;
   private readonly insightsLog = { calls: 0, throttled: 0, notFound: 0 };
   /** Times (epoch ms) and outcomes of the latest GetMessageInsights calls (bounded). */
   private readonly insightsCalls: { at: number; outcome: 'answered' | 'throttled' | 'not-found' | 'fault' }[] = [];
@@ -323,6 +323,7 @@ export class SesService {
   ) {
     this.maxSendRate = config.maxSendRate;
     this.bucket = new TokenBucket(config.maxSendRate);
+    this.insightsBucket = new TokenBucket(config.insightsRatePerSecond);
     this.loadState();
   }
 

@@ -89,6 +89,11 @@ export interface SandboxOptions {
   stateDir?: string;
   /** Latency of every PutSuppressedDestination answer (slow follow-ups), ms. Default 0. */
   suppressionDelayMs?: number;
+  /**
+   * GetMessageInsights calls per second before TooManyRequestsException. Default 1 (SES's
+   * quota); load tests that are not about the quota raise it.
+   */
+  insightsRatePerSecond?: number;
 }
 
 /** A header of an accepted message. */

@@ -254,6 +254,9 @@ export function faultRuntime(): void {
   }
 }
 
+/** GetMessageInsights calls per second in fault stacks (worker; the sandbox allows twice that). */
+export const FAULT_INSIGHTS_RATE = 20;
+
 /** The product stack (sandbox, webhook, worker unless `withoutWorker`) against the shared test server unless `temporal` says otherwise. */
 export async function startFaultStack(o: FaultStackOptions): Promise<FaultStack> {
   faultRuntime();
@@ -268,8 +271,12 @@ export async function startFaultStack(o: FaultStackOptions): Promise<FaultStack>
     temporal: { address: getTestAddress(), namespace: getTestNamespace() },
     taskQueue: uniqueTaskQueue(name),
     webhookPort: 0,
+    // The fault scenarios are not about SES's insights quota (test/repair.test.ts is): every
+    // silent@ recipient is still repaired from insights at its deadline, at a rate that keeps
+    // dozens of them from adding minutes (SES's 1/s would make the calm run ~6 min instead of ~30 s).
+    insightsRatePerSecond: FAULT_INSIGHTS_RATE,
     ...rest,
-    sandbox: { port: 0, httpsPort: 0, ...rest.sandbox },
+    sandbox: { port: 0, httpsPort: 0, insightsRatePerSecond: FAULT_INSIGHTS_RATE * 2, ...rest.sandbox },
     config,
     workflowBundle: { codePath: inject('workflowBundlePath') },
     logger: pino({ level: process.env.TEMPORAL_TEST_VERBOSE ? 'info' : 'silent' }),
@@ -424,6 +431,7 @@ export async function startWorkerProcess(o: WorkerProcessOptions): Promise<Worke
       FAULT_WORKER_CONFIGURATION_SET: o.configurationSetName,
       FAULT_WORKER_BUNDLE_PATH: inject('workflowBundlePath'),
       FAULT_WORKER_PACE: o.pace ? 'true' : 'false',
+      FAULT_WORKER_INSIGHTS_RATE: String(FAULT_INSIGHTS_RATE),
       NODE_NO_WARNINGS: '1',
     },
   });

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     workflowBundle: { codePath: need('FAULT_WORKER_BUNDLE_PATH') },
   });
   // Rule 13: the rate-limited GetMessageInsights worker, as every deployment runs it.
-  const insightsWorker = await createInsightsWorker({ connection, namespace: process.env.FAULT_WORKER_NAMESPACE ?? 'default', taskQueue: need('FAULT_WORKER_TASK_QUEUE'), ses });
+  const insightsWorker = await createInsightsWorker({ connection, namespace: process.env.FAULT_WORKER_NAMESPACE ?? 'default', taskQueue: need('FAULT_WORKER_TASK_QUEUE'), ses, ...(process.env.FAULT_WORKER_INSIGHTS_RATE ? { ratePerSecond: Number(process.env.FAULT_WORKER_INSIGHTS_RATE) } : {}) });
   const shutdown = (): void => {
     if (worker.getState() === 'RUNNING') worker.shutdown();
     if (insightsWorker.getState() === 'RUNNING') insightsWorker.shutdown();
