@@ -43,8 +43,12 @@ export interface DoctorOptions {
   webhookUrl?: string;
 }
 
-/** Event types the lifecycle needs from the event destination (opens and clicks are optional). */
-export const REQUIRED_EVENT_TYPES = ['SEND', 'REJECT', 'BOUNCE', 'COMPLAINT', 'DELIVERY', 'RENDERING_FAILURE', 'DELIVERY_DELAY'] as const;
+/**
+ * Event types the lifecycle needs from the event destination. Opens and clicks are optional, and
+ * so is SEND: any later event of the message proves an ambiguous send too (rule 8), and leaving
+ * Send events out saves 4 history events and 1 billable action per email (BENCHMARKS.md, cost).
+ */
+export const REQUIRED_EVENT_TYPES = ['REJECT', 'BOUNCE', 'COMPLAINT', 'DELIVERY', 'RENDERING_FAILURE', 'DELIVERY_DELAY'] as const;
 
 /** temporal.api.enums.v1.IndexedValueType numbers of our attribute types. */
 const INDEXED_VALUE_TYPE: Record<string, number> = { Keyword: 2, KeywordList: 7 };
