@@ -47,7 +47,7 @@ import type { Duration } from './definitions';
 import { SANDBOX_CREDENTIALS } from './sandbox';
 import { parseSnsBody } from './webhook/envelope';
 import { ingestEnvelope, ingestSesText, type IngestDeps, type IngestResult, type OutcomeSink } from './webhook/ingest';
-import { RejectReason } from './webhook/metrics';
+import { RejectReason, type IngestCounts } from './webhook/metrics';
 import { EventRouter } from './webhook/router';
 import { SnsVerifier } from './webhook/sns-verify';
 import { DEFAULT_CERT_PATH_PATTERN, DEFAULT_SNS_HOST_PATTERN } from './webhook/url-checks';
@@ -104,17 +104,9 @@ export interface SqsIngestOptions {
 }
 
 /** A snapshot of the consumer's counters. */
-export interface SqsIngestCounts {
+export interface SqsIngestCounts extends IngestCounts {
   /** Messages received (a message received again counts again). */
   received: number;
-  /** Events handed to Temporal: `signalled + orphaned`. */
-  recorded: number;
-  signalled: number;
-  orphaned: number;
-  /** Known duplicates (deleted, nothing signalled again). */
-  duplicate: number;
-  /** Handled, nothing to record (not an SES event; an event Temporal can never accept): deleted. */
-  ignored: number;
   /** Can never succeed (bad signature, foreign topic, malformed): left for the dead-letter queue. */
   refused: Partial<Record<string, number>>;
   /** Could not be recorded now (Temporal, certificate fetch): left in the queue to come back. */
@@ -122,8 +114,6 @@ export interface SqsIngestCounts {
   deleted: number;
   /** Messages whose visibility was extended (once per extension). */
   visibilityExtended: number;
-  subscriptionsConfirmed: number;
-  unsubscribeNotices: number;
   /** now - SentTimestamp of the last message received, ms. */
   lastLagMs: number | undefined;
 }

@@ -235,19 +235,8 @@ interface InternalMessage {
 
 /** Insights are kept for the most recent messages only (bounded memory). */
 const MAX_INSIGHT_MESSAGES = 100_000;
-/** SES event type → GetMessageInsights `Type`. */
-const INSIGHTS_TYPE: Readonly<Record<SandboxEventType, string>> = {
-  Send: 'SEND',
-  Reject: 'REJECT',
-  Bounce: 'BOUNCE',
-  Complaint: 'COMPLAINT',
-  Delivery: 'DELIVERY',
-  DeliveryDelay: 'DELIVERY_DELAY',
-  Open: 'OPEN',
-  Click: 'CLICK',
-  'Rendering Failure': 'RENDERING_FAILURE',
-  Subscription: 'SUBSCRIPTION',
-};
+/** SES event type → GetMessageInsights `Type`: the same names as the event destination's matching types. */
+const INSIGHTS_TYPE = EVENT_TYPE_TO_MATCHING;
 /** Types GetMessageInsights leaves out for messages with more than one recipient (SESv2 API reference, InsightsEvent). */
 const SINGLE_RECIPIENT_ONLY = new Set<SandboxEventType>(['Delivery', 'Bounce', 'Complaint']);
 

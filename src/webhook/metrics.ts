@@ -35,22 +35,26 @@ export const UnavailableReason = {
 } as const;
 export type UnavailableReason = (typeof UnavailableReason)[keyof typeof UnavailableReason];
 
-/** A snapshot of the counters. */
-export interface WebhookCounts {
-  /** Requests that reached the SNS route's handler (after body parsing). */
-  received: number;
+/** What every ingestion path (webhook, SQS) counts of the notifications it handled. */
+export interface IngestCounts {
   /** Events handed to Temporal: `signalled + orphaned`. */
   recorded: number;
   signalled: number;
   orphaned: number;
-  /** Known duplicates answered 200 without signalling again. */
+  /** Known duplicates: handled (answered 200 / deleted) without signalling again. */
   duplicate: number;
-  /** Valid notifications whose Message is not an SES event, or an unknown event type for an unknown message (200, nothing recorded). */
+  /** Valid notifications whose Message is not an SES event, or an unknown event type for an unknown message (handled, nothing recorded). */
   ignored: number;
-  /** Events Temporal can never accept (INVALID_ARGUMENT): 200 so SNS stops retrying, logged. */
-  refused: number;
   subscriptionsConfirmed: number;
   unsubscribeNotices: number;
+}
+
+/** A snapshot of the counters. */
+export interface WebhookCounts extends IngestCounts {
+  /** Requests that reached the SNS route's handler (after body parsing). */
+  received: number;
+  /** Events Temporal can never accept (INVALID_ARGUMENT): 200 so SNS stops retrying, logged. */
+  refused: number;
   rejected: Partial<Record<RejectReason, number>>;
   unavailable: Partial<Record<UnavailableReason, number>>;
 }
