@@ -94,9 +94,10 @@ describe('startStack with and without the integrator signer', () => {
   afterAll(async () => {
     for (const s of stacks) await s.stop();
   });
-  const start = async (env: Record<string, string>): Promise<RunningStack> => {
+  const start = async (env: Record<string, string>, extra: Partial<Parameters<typeof startStack>[0]> = {}): Promise<RunningStack> => {
     quietRuntime();
     const stack = await startStack({
+      ...extra,
       config: loadConfig({ LOG_LEVEL: 'warn', SES_CONFIGURATION_SET: `signer-${stacks.length}`, SNS_ALLOWED_TOPIC_ARNS: TOPIC, ...env }),
       temporal: { address: getTestAddress(), namespace: getTestNamespace() },
       taskQueue: uniqueTaskQueue('signer'),
@@ -127,19 +128,7 @@ describe('startStack with and without the integrator signer', () => {
   });
 
   it('the same option as a startStack argument (signerTrust)', async () => {
-    const stack = await startStack({
-      config: loadConfig({ LOG_LEVEL: 'warn', SES_CONFIGURATION_SET: `signer-${stacks.length}`, SNS_ALLOWED_TOPIC_ARNS: TOPIC }),
-      temporal: { address: getTestAddress(), namespace: getTestNamespace() },
-      taskQueue: uniqueTaskQueue('signer'),
-      webhookPort: 0,
-      webhookMetricsPort: 0,
-      sandbox: { port: 0, httpsPort: 0 },
-      workflowBundle: { codePath: inject('workflowBundlePath') },
-      withoutWorker: true,
-      logger: pino({ level: 'silent' }),
-      signerTrust: { caPem: ca.certPem, certHostPattern: new RegExp(hostPattern) },
-    });
-    stacks.push(stack);
+    const stack = await start({}, { signerTrust: { caPem: ca.certPem, certHostPattern: new RegExp(hostPattern) } });
     const r = await post(stack.webhookUrl, signedBounce(leaf, CERT_PATH, '1'));
     expect(JSON.parse(r.body)).toEqual({ status: 'recorded' });
   });
