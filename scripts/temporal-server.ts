@@ -43,8 +43,10 @@ export interface TemporalServerBuild {
 }
 
 export function cacheRoot(): string {
-  if (process.env.SES_LIFECYCLE_CACHE_DIR) return process.env.SES_LIFECYCLE_CACHE_DIR;
-  const base = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache');
+  if (process.env.SES_LIFECYCLE_CACHE_DIR) return path.resolve(process.env.SES_LIFECYCLE_CACHE_DIR);
+  // XDG: an empty or relative XDG_CACHE_HOME is ignored (go install needs an absolute GOBIN).
+  const xdg = process.env.XDG_CACHE_HOME;
+  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache');
   return path.join(base, 'ses-lifecycle');
 }
 
