@@ -84,6 +84,9 @@ function extrasTable(main: BenchResults, mainLabel: string, extras: ExtraRun[]):
   return lines.join('\n');
 }
 
+/** Everything in BENCHMARKS.md from this line on is written by other scripts and kept by `--write-md`. */
+export const KEPT_MARKER = '<!-- Sections below are kept by `npm run bench -- --write-md` (written by bench:flood, bench:sqs, bench:cost runs). -->';
+
 export function writeBenchmarksMd(file: string, r: BenchResults, rawPath: string, extras: ExtraRun[] = []): void {
   const m = r.meta.machine;
   const t = r.targets;
@@ -283,5 +286,9 @@ export function writeBenchmarksMd(file: string, r: BenchResults, rawPath: string
   // The dev server vs cluster vs homegrown peer section (bench/compare.ts renders its table).
   const comparison = path.join(__dirname, 'comparison.md');
   if (existsSync(comparison)) lines.push(readFileSync(comparison, 'utf8').trimEnd(), '');
+  // Sections other scripts maintain (flood, SQS, cost per path) follow the marker and are kept.
+  const previous = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const kept = previous.indexOf(KEPT_MARKER);
+  if (kept >= 0) lines.push(previous.slice(kept).trimEnd(), '');
   writeFileSync(file, lines.filter((l, i, a) => !(l === '' && a[i - 1] === '')).join('\n'));
 }

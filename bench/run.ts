@@ -13,7 +13,8 @@
  *                                 one PostgreSQL UPSERT per event) on a throwaway PostgreSQL
  *
  * Other flags: --rounds N, --scale N, --concurrency N, --cache N (worker maxCachedWorkflows),
- * --scale-rate N (events/s for the scale latency probe), --keep-data.
+ * --scale-rate N (events/s for the scale latency probe), --keep-data, --server-profile (cluster
+ * only: Go pprof CPU profiles of the Temporal server per measurement, bench/server-profile.ts).
  *
  * What runs: the embedded stack from src/stack.ts (dev server with SQLite file persistence in a
  * throwaway DATA_DIR, the SES sandbox with a configuration set and a confirmed SNS subscription,
@@ -38,6 +39,7 @@ import { LIFECYCLE_TAG, statusQuery, WORKFLOW_TYPE } from '../src/definitions';
 import type { SesSandbox } from '../src/sandbox';
 import { startStack, type RunningStack } from '../src/stack';
 import { freePorts, resolveTemporalCli } from '../src/temporal-cli';
+import { ServerProfiler, serverProfileTable } from './server-profile';
 import { snsStringToSign, type SnsEnvelope } from '../src/webhook';
 import { WORKFLOWS_PATH } from '../src/worker';
 import { procCpuSeconds, procRss, startWorkerChild, type WorkerChild } from './children';
@@ -67,6 +69,9 @@ const num = (name: string, dflt: number): number => {
 const QUICK = flag('quick');
 const TEMPORAL = str('temporal', 'dev');
 if (TEMPORAL !== 'dev' && TEMPORAL !== 'cluster') throw new Error('--temporal is dev (the embedded dev server, default) or cluster (Temporal server on PostgreSQL)');
+/** Go pprof CPU profiles of the Temporal server per measurement (the cluster's server exposes pprof; the dev server CLI does not). */
+const SERVER_PROFILE = flag('server-profile');
+if (SERVER_PROFILE && TEMPORAL !== 'cluster') throw new Error('--server-profile needs --temporal cluster (the dev server CLI has no pprof endpoint)');
 const P = {
   rounds: num('rounds', QUICK ? 1 : 3),
   /** Workflows per baseline round / lifecycles per sends round / events per events round. */
@@ -205,6 +210,8 @@ interface Ctx {
   baselineIds: string[];
   /** The Temporal server's processes: the dev server, or the cluster's server and PostgreSQL. */
   server: ServerProcs;
+  /** Go pprof slices of the cluster's server (`--server-profile`). */
+  profiler?: ServerProfiler;
 }
 
 /** CPU seconds and RSS of the Temporal server side (with its database, on the cluster). */
@@ -266,6 +273,7 @@ function cpuShare(a: CpuSnap, b: CpuSnap): CpuShare {
   const r = (x: number) => round(x / wallSec, 2);
   const ours = b.bench - a.bench + (b.worker - a.worker) + (b.baselineWorker - a.baselineWorker) + (b.devServer - a.devServer);
   return {
+    at: [round(performance.timeOrigin + a.wall), round(performance.timeOrigin + b.wall)],
     bench: r(b.bench - a.bench),
     worker: r(b.worker - a.worker),
     baselineWorker: r(b.baselineWorker - a.baselineWorker),
@@ -277,7 +285,7 @@ function cpuShare(a: CpuSnap, b: CpuSnap): CpuShare {
 
 function addCpu(ctx: Ctx, name: string, shares: CpuShare[], items?: number): void {
   if (shares.length === 0) return;
-  const m = (k: Exclude<keyof CpuShare, 'msPerItem'>) => round(median(shares.map((s) => s[k])), 2);
+  const m = (k: Exclude<keyof CpuShare, 'msPerItem' | 'at'>) => round(median(shares.map((s) => s[k])), 2);
   const share: CpuShare = { bench: m('bench'), worker: m('worker'), baselineWorker: m('baselineWorker'), devServer: m('devServer'), others: m('others'), wallSec: m('wallSec') };
   if (items !== undefined && items > 0) {
     // CPU milliseconds per item (per workflow started, per event), from the median round.
@@ -285,6 +293,7 @@ function addCpu(ctx: Ctx, name: string, shares: CpuShare[], items?: number): voi
     share.msPerItem = { bench: per(share.bench), worker: per(share.worker), baselineWorker: per(share.baselineWorker), devServer: per(share.devServer), items };
   }
   ctx.results.cpu[name] = share;
+  if (ctx.profiler && items !== undefined && items > 0) for (const s of shares) if (s.at) ctx.profiler.mark(name, s.at[0], s.at[1], items);
 }
 
 /**
@@ -1034,6 +1043,7 @@ async function main(): Promise<void> {
   let cluster: Cluster | undefined;
   const children: WorkerChild[] = [];
   let poster: Poster | undefined;
+  let profiler: ServerProfiler | undefined;
   let cleaned = false;
   let failure: Error | undefined;
   const cleanup = async (): Promise<void> => {
@@ -1075,6 +1085,13 @@ async function main(): Promise<void> {
     });
     let external: { address: string; namespace: string } | undefined;
     if (TEMPORAL === 'cluster') {
+      if (SERVER_PROFILE) {
+        // The server's config reads the pprof port from the environment (deploy/temporal/config).
+        const [pprofPort] = await freePorts(1);
+        process.env.TEMPORAL_PPROF_PORT = String(pprofPort);
+        profiler = new ServerProfiler(pprofPort!);
+        mkdirSync(path.join(ROOT, 'bench-results'), { recursive: true });
+      }
       log('starting the cluster: PostgreSQL, Temporal schemas, Temporal server (test/cluster/cluster.ts)');
       cluster = await startCluster();
       results.meta.cluster = { serverVersion: cluster.build.version, timings: cluster.timings };
@@ -1088,6 +1105,7 @@ async function main(): Promise<void> {
         await conn.close();
       }
       external = { address: cluster.temporal.address, namespace: config.temporal.namespace };
+      profiler?.start();
     }
     log(`starting the stack (${external ? `Temporal server on PostgreSQL at ${external.address}` : 'dev server'}, sandbox, webhook)`);
     stack = await startStack({
@@ -1126,7 +1144,7 @@ async function main(): Promise<void> {
     ]);
     children.push(lcWorker, baseWorker);
     poster = new Poster(stack.webhookUrl, P.concurrency);
-    const ctx: Ctx = { stack, sandbox: stack.sandbox, topicArn: stack.topicArn, client: stack.client, lcWorker, baseWorker, poster, results, delivered: [], baselineIds: [], server };
+    const ctx: Ctx = { stack, sandbox: stack.sandbox, topicArn: stack.topicArn, client: stack.client, lcWorker, baseWorker, poster, results, delivered: [], baselineIds: [], server, ...(profiler ? { profiler } : {}) };
 
     await benchVerify(ctx);
     await benchBaseline(ctx);
@@ -1137,6 +1155,10 @@ async function main(): Promise<void> {
     await benchE2e(ctx);
     if (!flag('no-peer')) await benchPeer(ctx);
     await scaleHigh(ctx, low);
+    if (ctx.profiler) {
+      log('server profiles: merging the pprof slices per measurement');
+      results.serverProfile = await ctx.profiler.finish(path.join(ROOT, 'bench-results', startedAt.toISOString().replace(/[:.]/g, '-')));
+    }
   } catch (err) {
     // Keep what was measured: the raw file and the table are written anyway, then the run fails.
     failure = err instanceof Error ? err : new Error(String(err));
@@ -1170,6 +1192,7 @@ async function main(): Promise<void> {
   writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
 
   const table = resultsTable(results);
+  if (results.serverProfile) process.stdout.write(`\n${serverProfileTable(results.serverProfile).join('\n')}\n`);
   process.stdout.write(`\n${table}\n\nCPU (cores busy, median over rounds):\n\n${cpuTable(results)}\n\nWhere the time goes (server timestamps from histories):\n\n${timingsTable(results)}\n\nCost detail:\n\n${costTable(results)}\n\nScale timeline:\n\n${scaleTable(results)}\n\nMeasurements disturbed by other processes: ${results.contention.length ? results.contention.map((c) => `${c.label} (attempt ${c.attempt}: ${c.otherCores} cores)`).join('; ') : 'none'}\n\nraw: ${path.relative(ROOT, outFile)} (${results.meta.durationSec} s)\n`);
   if (failure) throw failure;
   if (flag('write-md')) {

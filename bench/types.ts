@@ -4,6 +4,8 @@
 
 /** Cores busy per process over a phase (CPU seconds / wall seconds). */
 export interface CpuShare {
+  /** Epoch ms of the measurement's start and end. */
+  at?: [number, number];
   bench: number;
   worker: number;
   baselineWorker: number;
@@ -103,6 +105,8 @@ export interface BenchResults {
     machine: Record<string, unknown>;
     durationSec?: number;
   };
+  /** `--server-profile`: Go pprof of the cluster's Temporal server per measurement. */
+  serverProfile?: Record<string, import('./server-profile').ServerProfileResult>;
   verify?: { v2PerSec: number; v1PerSec: number; rawCryptoPerSec: number; rounds: { v2: number[]; v1: number[] } };
   baseline?: { rounds: BaselineRound[]; startsPerSec: number; clientStartsPerSec: number; signalsPerSec: number; cyclesPerSec: number; signalToCompletePerSec: number };
   sends?: { rounds: SendsRound[]; sentPerSec: number; callsPerSec: number };

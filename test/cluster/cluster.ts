@@ -262,6 +262,8 @@ export async function startTemporalServer(build: TemporalServerBuild, pgPort: nu
     NUM_HISTORY_SHARDS: '4',
     BIND_ON_IP: '127.0.0.1',
     DYNAMIC_CONFIG_FILE_PATH: DYNAMIC_CONFIG_FILE,
+    // Go's pprof endpoint on localhost, for profiling the server (`npm run bench -- --temporal cluster`).
+    ...(process.env.TEMPORAL_PPROF_PORT ? { TEMPORAL_PPROF_PORT: process.env.TEMPORAL_PPROF_PORT } : {}),
     ...portEnv,
   };
   const address = `127.0.0.1:${portEnv.FRONTEND_GRPC_PORT}`;
