@@ -133,7 +133,7 @@ export function writeBenchmarksMd(file: string, r: BenchResults, rawPath: string
     '',
     'Flags: `--rounds N`, `--n N` (workflows/lifecycles/events per round), `--concurrency N` (default 100), `--scale N`, `--cache N` ' +
       '(worker maxCachedWorkflows, default 1000), `--scale-rate N` (events/s of the scale latency probe), `--data-root DIR`, ' +
-      '`--scale-recipient success|silent`, `--max-others CORES`, `--max-tries N`, `--keep-data`, `--temporal dev|cluster` (cluster: the Temporal server on PostgreSQL as `npm run test:cluster` starts it), `--no-peer` (skip the homegrown peer).',
+      '`--scale-recipient success|silent`, `--max-others CORES`, `--max-tries N`, `--keep-data`, `--temporal dev|cluster` (cluster: the Temporal server on PostgreSQL as `npm run test:cluster` starts it), `--no-peer` (skip the homegrown peer), `--server-profile` (cluster only: Go pprof CPU profile of the Temporal server per measurement). Baseline, send and event rounds run interleaved, in a rotated order per round.',
     '',
     '## Results',
     '',

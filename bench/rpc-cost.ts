@@ -18,6 +18,10 @@ import { procCpuSeconds } from './children';
 import { resolveTemporalCli, startDevServer } from '../src/temporal-cli';
 
 const argv = process.argv.slice(2);
+if (argv.some((a) => a.startsWith('--') && !['--n', '--concurrency'].includes(a)) || argv.length % 2 !== 0) {
+  console.error('usage: npx tsx bench/rpc-cost.ts [--n 1000] [--concurrency 50]');
+  process.exit(2);
+}
 const num = (name: string, dflt: number): number => {
   const i = argv.indexOf(`--${name}`);
   const v = i >= 0 ? Number(argv[i + 1]) : dflt;

@@ -549,99 +549,120 @@ async function benchVerify(ctx: Ctx): Promise<void> {
 // 1. Baseline
 // ------------------------------------------------------------------------------------------------
 
-async function benchBaseline(ctx: Ctx): Promise<void> {
-  log(`1. baseline: ${P.rounds} × ${P.n} bare workflows, concurrency ${P.concurrency}`);
+/**
+ * A measurement run as interleaved rounds: `round(r)` measures one round, `finish()` aggregates
+ * (and runs what follows the rounds). Rounds of the baseline, sends and events alternate, so
+ * each sees the server in the same state (open workflows, database size) on average.
+ */
+interface Phase {
+  title: string;
+  round(r: number): Promise<void>;
+  finish(): void | Promise<void>;
+}
+
+function baselinePhase(ctx: Ctx): Phase {
+  const title = `1. baseline: ${P.rounds} × ${P.n} bare workflows, concurrency ${P.concurrency}`;
   const { client } = ctx;
   const payload = 'x'.repeat(600); // about the size of one normalized SES event
   const running = `TaskQueue = "${BASELINE_TQ}" AND ExecutionStatus = "Running"`;
   const rounds: BaselineRound[] = [];
   const startCpu: CpuShare[] = [];
   const signalCpu: CpuShare[] = [];
-  for (let r = 0; r < P.rounds; r++) {
-    const one = async (attempt: number) => {
-      const ids = Array.from({ length: P.n }, (_, i) => `bench-${RUN}-r${r}a${attempt}-${i}`);
-      ctx.baselineIds.push(ids[0]!);
-      await settle(ctx);
-      const act0 = (await ctx.baseWorker.stats()).activities;
-      const c0 = cpuSnap(ctx);
-      const t0 = performance.now();
-      const startCallsMs = await pool(P.n, P.concurrency, (i) => client.workflow.start('benchBaseline', { workflowId: ids[i]!, taskQueue: BASELINE_TQ }));
-      await waitUntil('baseline activities', async () => (await ctx.baseWorker.stats()).activities - act0 >= P.n, 120_000, 20);
-      const startedAndActivityMs = performance.now() - t0;
-      const cpu = cpuShare(c0, cpuSnap(ctx));
-      await settle(ctx);
-      const c1 = cpuSnap(ctx);
-      const t1 = performance.now();
-      const signalCallsMs = await pool(P.n, P.concurrency, (i) => client.workflow.getHandle(ids[i]!).signal('benchSignal', payload));
-      await waitUntil('baseline completions', async () => (await countRunning(client, running)) === 0, 120_000, 50);
-      const signalToAllCompletedMs = performance.now() - t1;
-      const sigCpu = cpuShare(c1, cpuSnap(ctx));
-      const round_: BaselineRound = { n: P.n, startCallsMs: round(startCallsMs), startedAndActivityMs: round(startedAndActivityMs), signalCallsMs: round(signalCallsMs), signalToAllCompletedMs: round(signalToAllCompletedMs) };
-      // A round counts as disturbed if either half was.
-      return { round: round_, ids, sigCpu, startCpu: cpu, cpu: { ...cpu, others: Math.max(cpu.others, sigCpu.others) } };
-    };
-    const res = await measured(ctx, `baseline round ${r + 1}`, one);
-    rounds.push(res.round);
-    startCpu.push(res.startCpu);
-    signalCpu.push(res.sigCpu);
-    const x = res.round;
-    log(
-      `   round ${r + 1}: starts+activity ${round((P.n * 1000) / x.startedAndActivityMs)}/s, signals ${round((P.n * 1000) / x.signalCallsMs)}/s accepted, ` +
-        `${round((P.n * 1000) / x.signalToAllCompletedMs)}/s processed (others ${res.cpu.others} cores)`,
-    );
-    if (r === 0) {
-      const sample = res.ids.slice(0, TIMING_SAMPLES);
-      ctx.results.timings.baselineStart = await startTimings(client, sample);
-      ctx.results.timings.baselineSignal = await signalTimings(client, sample);
-    }
-  }
-  const per = (f: (x: BaselineRound) => number) => round(median(rounds.map((x) => (x.n * 1000) / f(x))), 1);
-  ctx.results.baseline = {
-    rounds,
-    startsPerSec: per((x) => x.startedAndActivityMs),
-    clientStartsPerSec: per((x) => x.startCallsMs),
-    signalsPerSec: per((x) => x.signalCallsMs),
-    signalToCompletePerSec: per((x) => x.signalToAllCompletedMs),
-    cyclesPerSec: per((x) => x.startedAndActivityMs + x.signalToAllCompletedMs),
+  return {
+    title,
+    round: async (r: number) => {
+      const one = async (attempt: number) => {
+        const ids = Array.from({ length: P.n }, (_, i) => `bench-${RUN}-r${r}a${attempt}-${i}`);
+        ctx.baselineIds.push(ids[0]!);
+        await settle(ctx);
+        const act0 = (await ctx.baseWorker.stats()).activities;
+        const c0 = cpuSnap(ctx);
+        const t0 = performance.now();
+        const startCallsMs = await pool(P.n, P.concurrency, (i) => client.workflow.start('benchBaseline', { workflowId: ids[i]!, taskQueue: BASELINE_TQ }));
+        await waitUntil('baseline activities', async () => (await ctx.baseWorker.stats()).activities - act0 >= P.n, 120_000, 20);
+        const startedAndActivityMs = performance.now() - t0;
+        const cpu = cpuShare(c0, cpuSnap(ctx));
+        await settle(ctx);
+        const c1 = cpuSnap(ctx);
+        const t1 = performance.now();
+        const signalCallsMs = await pool(P.n, P.concurrency, (i) => client.workflow.getHandle(ids[i]!).signal('benchSignal', payload));
+        await waitUntil('baseline completions', async () => (await countRunning(client, running)) === 0, 120_000, 50);
+        const signalToAllCompletedMs = performance.now() - t1;
+        const sigCpu = cpuShare(c1, cpuSnap(ctx));
+        const round_: BaselineRound = { n: P.n, startCallsMs: round(startCallsMs), startedAndActivityMs: round(startedAndActivityMs), signalCallsMs: round(signalCallsMs), signalToAllCompletedMs: round(signalToAllCompletedMs) };
+        // A round counts as disturbed if either half was.
+        return { round: round_, ids, sigCpu, startCpu: cpu, cpu: { ...cpu, others: Math.max(cpu.others, sigCpu.others) } };
+      };
+      const res = await measured(ctx, `baseline round ${r + 1}`, one);
+      rounds.push(res.round);
+      startCpu.push(res.startCpu);
+      signalCpu.push(res.sigCpu);
+      const x = res.round;
+      log(
+        `   round ${r + 1}: starts+activity ${round((P.n * 1000) / x.startedAndActivityMs)}/s, signals ${round((P.n * 1000) / x.signalCallsMs)}/s accepted, ` +
+          `${round((P.n * 1000) / x.signalToAllCompletedMs)}/s processed (others ${res.cpu.others} cores)`,
+      );
+      if (r === 0) {
+        const sample = res.ids.slice(0, TIMING_SAMPLES);
+        ctx.results.timings.baselineStart = await startTimings(client, sample);
+        ctx.results.timings.baselineSignal = await signalTimings(client, sample);
+      }
+    },
+    finish: () => {
+      const per = (f: (x: BaselineRound) => number) => round(median(rounds.map((x) => (x.n * 1000) / f(x))), 1);
+      ctx.results.baseline = {
+        rounds,
+        startsPerSec: per((x) => x.startedAndActivityMs),
+        clientStartsPerSec: per((x) => x.startCallsMs),
+        signalsPerSec: per((x) => x.signalCallsMs),
+        signalToCompletePerSec: per((x) => x.signalToAllCompletedMs),
+        cyclesPerSec: per((x) => x.startedAndActivityMs + x.signalToAllCompletedMs),
+      };
+      addCpu(ctx, 'baseline: start → activity', startCpu, P.n);
+      addCpu(ctx, 'baseline: signal → completed', signalCpu, P.n);
+    },
   };
-  addCpu(ctx, 'baseline: start → activity', startCpu, P.n);
-  addCpu(ctx, 'baseline: signal → completed', signalCpu, P.n);
 }
 
 // ------------------------------------------------------------------------------------------------
 // 2. Sends
 // ------------------------------------------------------------------------------------------------
 
-async function benchSends(ctx: Ctx): Promise<void> {
-  log(`2. sends: ${P.rounds} × ${P.n} sendTracked() to silent sandbox recipients, concurrency ${P.concurrency}`);
+function sendsPhase(ctx: Ctx): Phase {
+  const title = `2. sends: ${P.rounds} × ${P.n} sendTracked() to silent sandbox recipients, concurrency ${P.concurrency}`;
   const rounds: SendsRound[] = [];
   const cpu: CpuShare[] = [];
-  for (let r = 0; r < P.rounds; r++) {
-    const res = await measured(ctx, `sends round ${r + 1}`, async (attempt) => {
-      await settle(ctx);
-      const before = ctx.sandbox.sentMessages().length;
-      const ids: string[] = [];
-      const c0 = cpuSnap(ctx);
-      const t0 = performance.now();
-      const callsMs = await pool(P.n, P.concurrency, async (i) => {
-        const email = await ctx.stack.lc.sendTracked({ from: FROM, to: [labelled('silent', 'sandbox.ses-lifecycle.test', `s${RUN}r${r}a${attempt}i${i}`)], subject: `bench send ${i}`, text: 'benchmark' });
-        ids.push(email.id);
+  return {
+    title,
+    round: async (r: number) => {
+      const res = await measured(ctx, `sends round ${r + 1}`, async (attempt) => {
+        await settle(ctx);
+        const before = ctx.sandbox.sentMessages().length;
+        const ids: string[] = [];
+        const c0 = cpuSnap(ctx);
+        const t0 = performance.now();
+        const callsMs = await pool(P.n, P.concurrency, async (i) => {
+          const email = await ctx.stack.lc.sendTracked({ from: FROM, to: [labelled('silent', 'sandbox.ses-lifecycle.test', `s${RUN}r${r}a${attempt}i${i}`)], subject: `bench send ${i}`, text: 'benchmark' });
+          ids.push(email.id);
+        });
+        const got = await waitForCount('all SendEmail accepted', () => ctx.sandbox.sentMessages().length - before, P.n, 300_000, 50);
+        const allSentMs = got.lastProgressAt - t0;
+        return { round: { n: got.count, sendTrackedCallsMs: round(callsMs), allSentMs: round(allSentMs) }, ids, cpu: cpuShare(c0, cpuSnap(ctx)) };
       });
-      const got = await waitForCount('all SendEmail accepted', () => ctx.sandbox.sentMessages().length - before, P.n, 300_000, 50);
-      const allSentMs = got.lastProgressAt - t0;
-      return { round: { n: got.count, sendTrackedCallsMs: round(callsMs), allSentMs: round(allSentMs) }, ids, cpu: cpuShare(c0, cpuSnap(ctx)) };
-    });
-    rounds.push(res.round);
-    cpu.push(res.cpu);
-    log(`   round ${r + 1}: ${round((P.n * 1000) / res.round.allSentMs)} sent/s (sendTracked calls ${round((P.n * 1000) / res.round.sendTrackedCallsMs)}/s; others ${res.cpu.others} cores)`);
-    if (r === 0) ctx.results.timings.sendsStart = await startTimings(ctx.client, res.ids.slice(0, TIMING_SAMPLES));
-  }
-  ctx.results.sends = {
-    rounds,
-    sentPerSec: round(median(rounds.map((x) => (x.n * 1000) / x.allSentMs)), 1),
-    callsPerSec: round(median(rounds.map((x) => (x.n * 1000) / x.sendTrackedCallsMs)), 1),
+      rounds.push(res.round);
+      cpu.push(res.cpu);
+      log(`   round ${r + 1}: ${round((P.n * 1000) / res.round.allSentMs)} sent/s (sendTracked calls ${round((P.n * 1000) / res.round.sendTrackedCallsMs)}/s; others ${res.cpu.others} cores)`);
+      if (r === 0) ctx.results.timings.sendsStart = await startTimings(ctx.client, res.ids.slice(0, TIMING_SAMPLES));
+    },
+    finish: () => {
+      ctx.results.sends = {
+        rounds,
+        sentPerSec: round(median(rounds.map((x) => (x.n * 1000) / x.allSentMs)), 1),
+        callsPerSec: round(median(rounds.map((x) => (x.n * 1000) / x.sendTrackedCallsMs)), 1),
+      };
+      addCpu(ctx, 'sends: start → SendEmail accepted', cpu, P.n);
+    },
   };
-  addCpu(ctx, 'sends: start → SendEmail accepted', cpu, P.n);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -654,65 +675,70 @@ async function freshSilent(ctx: Ctx, n: number, tag: string): Promise<SentLifecy
   return lcs;
 }
 
-async function benchEvents(ctx: Ctx): Promise<void> {
-  log(`3. events: ${P.rounds} × ${P.n} signed Delivery notifications → webhook, concurrency ${P.concurrency}`);
+function eventsPhase(ctx: Ctx): Phase {
+  const title = `3. events: ${P.rounds} × ${P.n} signed Delivery notifications → webhook, concurrency ${P.concurrency}`;
   const rounds: EventsRound[] = [];
   const cpu: CpuShare[] = [];
-  for (let r = 0; r < P.rounds; r++) {
-    const res = await measured(ctx, `events round ${r + 1}`, async (attempt) => {
-      // Fresh lifecycles per round (created untimed), so each event is a Delivery to an email that
-      // waits for its outcome and every workflow is in the worker cache, as in the baseline.
-      const lcs = await freshSilent(ctx, P.n, `e${r}a${attempt}`);
-      const posts = lcs.map((lc) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', lc));
-      const statuses: Record<string, number> = {};
-      const delivered0 = await countRunning(ctx.client, DELIVERED);
-      const c0 = cpuSnap(ctx);
-      const t0 = performance.now();
-      await pool(posts.length, P.concurrency, async (i) => {
-        const p = posts[i]!;
-        const res = await ctx.poster.post(p.body, p.headers).catch(() => ({ status: 0, text: '' }));
-        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+  return {
+    title,
+    round: async (r: number) => {
+      const res = await measured(ctx, `events round ${r + 1}`, async (attempt) => {
+        // Fresh lifecycles per round (created untimed), so each event is a Delivery to an email that
+        // waits for its outcome and every workflow is in the worker cache, as in the baseline.
+        const lcs = await freshSilent(ctx, P.n, `e${r}a${attempt}`);
+        const posts = lcs.map((lc) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', lc));
+        const statuses: Record<string, number> = {};
+        const delivered0 = await countRunning(ctx.client, DELIVERED);
+        const c0 = cpuSnap(ctx);
+        const t0 = performance.now();
+        await pool(posts.length, P.concurrency, async (i) => {
+          const p = posts[i]!;
+          const res = await ctx.poster.post(p.body, p.headers).catch(() => ({ status: 0, text: '' }));
+          statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+        });
+        const ms = performance.now() - t0;
+        const ok = statuses['200'] ?? 0;
+        // Processed: every signalled lifecycle ran its workflow task and upserted EmailStatus=delivered.
+        const got = await waitForCount('events processed', async () => (await countRunning(ctx.client, DELIVERED)) - delivered0, ok, 300_000, 50);
+        const processedMs = got.lastProgressAt - t0;
+        ctx.delivered.push(...lcs);
+        return { round: { n: posts.length, ms: round(ms), processedMs: round(processedMs), ok, failed: posts.length - ok, statuses }, lcs, cpu: cpuShare(c0, cpuSnap(ctx)) };
       });
-      const ms = performance.now() - t0;
-      const ok = statuses['200'] ?? 0;
-      // Processed: every signalled lifecycle ran its workflow task and upserted EmailStatus=delivered.
-      const got = await waitForCount('events processed', async () => (await countRunning(ctx.client, DELIVERED)) - delivered0, ok, 300_000, 50);
-      const processedMs = got.lastProgressAt - t0;
-      ctx.delivered.push(...lcs);
-      return { round: { n: posts.length, ms: round(ms), processedMs: round(processedMs), ok, failed: posts.length - ok, statuses }, lcs, cpu: cpuShare(c0, cpuSnap(ctx)) };
-    });
-    rounds.push(res.round);
-    cpu.push(res.cpu);
-    const x = res.round;
-    log(`   round ${r + 1}: ${round((x.ok * 1000) / x.ms)} events/s accepted, ${round((x.ok * 1000) / x.processedMs)}/s processed (${JSON.stringify(x.statuses)}; others ${res.cpu.others} cores)`);
-    if (r === 0) ctx.results.timings.eventsSignal = await signalTimings(ctx.client, res.lcs.slice(0, TIMING_SAMPLES).map((l) => l.lifecycleId));
-  }
-  const eventsPerSec = round(median(rounds.map((x) => (x.ok * 1000) / x.ms)), 1);
-  const processedPerSec = round(median(rounds.map((x) => (x.ok * 1000) / x.processedMs)), 1);
-  ctx.results.events = { rounds, eventsPerSec, processedPerSec };
-  addCpu(ctx, 'events: post → processed (saturated)', cpu, P.n);
+      rounds.push(res.round);
+      cpu.push(res.cpu);
+      const x = res.round;
+      log(`   round ${r + 1}: ${round((x.ok * 1000) / x.ms)} events/s accepted, ${round((x.ok * 1000) / x.processedMs)}/s processed (${JSON.stringify(x.statuses)}; others ${res.cpu.others} cores)`);
+      if (r === 0) ctx.results.timings.eventsSignal = await signalTimings(ctx.client, res.lcs.slice(0, TIMING_SAMPLES).map((l) => l.lifecycleId));
+    },
+    finish: async () => {
+      const eventsPerSec = round(median(rounds.map((x) => (x.ok * 1000) / x.ms)), 1);
+      const processedPerSec = round(median(rounds.map((x) => (x.ok * 1000) / x.processedMs)), 1);
+      ctx.results.events = { rounds, eventsPerSec, processedPerSec };
+      addCpu(ctx, 'events: post → processed (saturated)', cpu, P.n);
 
-  // Latency under an offered load below saturation. The sustainable ("saturated") rate is the
-  // processed rate: a burst is accepted faster than it is processed, and pacing above the
-  // processed rate only builds a queue.
-  for (const share of [0.5, 0.9] as const) {
-    const rate = processedPerSec * share;
-    const n = Math.max(20, Math.round(rate * P.pacedSec));
-    const res = await measured(ctx, `events paced ${share * 100}%`, async (attempt) => {
-      const lcs = await freshSilent(ctx, n, `p${share * 100}a${attempt}`);
-      const posts = lcs.map((lc) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', lc));
-      log(`   paced at ${share * 100}% of the processed rate: ${round(rate)} events/s for ${P.pacedSec} s`);
-      const c0 = cpuSnap(ctx);
-      const out = await paced(posts.length, rate, (i) => postOk(ctx, posts[i]!.body, posts[i]!.headers));
-      ctx.delivered.push(...lcs);
-      return { out, cpu: cpuShare(c0, cpuSnap(ctx)) };
-    });
-    addCpu(ctx, `events paced ${share * 100}%`, [res.cpu], n);
-    const s = pacedSummary(rate, res.out);
-    if (share === 0.5) ctx.results.events.at50 = s;
-    else ctx.results.events.at90 = s;
-    log(`   → p50 ${s.p50} ms, p99 ${s.p99} ms, errors ${s.errors} (others ${res.cpu.others} cores)`);
-  }
+      // Latency under an offered load below saturation. The sustainable ("saturated") rate is the
+      // processed rate: a burst is accepted faster than it is processed, and pacing above the
+      // processed rate only builds a queue.
+      for (const share of [0.5, 0.9] as const) {
+        const rate = processedPerSec * share;
+        const n = Math.max(20, Math.round(rate * P.pacedSec));
+        const res = await measured(ctx, `events paced ${share * 100}%`, async (attempt) => {
+          const lcs = await freshSilent(ctx, n, `p${share * 100}a${attempt}`);
+          const posts = lcs.map((lc) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', lc));
+          log(`   paced at ${share * 100}% of the processed rate: ${round(rate)} events/s for ${P.pacedSec} s`);
+          const c0 = cpuSnap(ctx);
+          const out = await paced(posts.length, rate, (i) => postOk(ctx, posts[i]!.body, posts[i]!.headers));
+          ctx.delivered.push(...lcs);
+          return { out, cpu: cpuShare(c0, cpuSnap(ctx)) };
+        });
+        addCpu(ctx, `events paced ${share * 100}%`, [res.cpu], n);
+        const s = pacedSummary(rate, res.out);
+        if (share === 0.5) ctx.results.events.at50 = s;
+        else ctx.results.events.at90 = s;
+        log(`   → p50 ${s.p50} ms, p99 ${s.p99} ms, errors ${s.errors} (others ${res.cpu.others} cores)`);
+      }
+    },
+  };
 }
 
 async function benchE2e(ctx: Ctx): Promise<void> {
@@ -1147,11 +1173,21 @@ async function main(): Promise<void> {
     const ctx: Ctx = { stack, sandbox: stack.sandbox, topicArn: stack.topicArn, client: stack.client, lcWorker, baseWorker, poster, results, delivered: [], baselineIds: [], server, ...(profiler ? { profiler } : {}) };
 
     await benchVerify(ctx);
-    await benchBaseline(ctx);
-    await benchCost(ctx, ctx.baselineIds[0]);
     const low = await scaleLow(ctx);
-    await benchSends(ctx);
-    await benchEvents(ctx);
+    // Interleaved, each round in a rotated order: measured one after the other, the later
+    // measurements met a server with more open workflows and a larger database than the
+    // baseline did (the events rate fell round by round on the cluster, the baseline's did not).
+    const phases = [baselinePhase(ctx), sendsPhase(ctx), eventsPhase(ctx)];
+    for (const ph of phases) log(ph.title);
+    for (let r = 0; r < P.rounds; r++) {
+      for (let k = 0; k < phases.length; k++) {
+        const ph = phases[(k + r) % phases.length]!;
+        log(`   round ${r + 1}: ${ph.title.split(':')[0]}`);
+        await ph.round(r);
+      }
+    }
+    for (const ph of phases) await ph.finish();
+    await benchCost(ctx, ctx.baselineIds[0]);
     await benchE2e(ctx);
     if (!flag('no-peer')) await benchPeer(ctx);
     await scaleHigh(ctx, low);
