@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { procCpuSeconds } from './children';
+import { pool } from './load';
 import { resolveTemporalCli, startDevServer } from '../src/temporal-cli';
 
 const argv = process.argv.slice(2);
@@ -31,15 +32,6 @@ const num = (name: string, dflt: number): number => {
 const N = num('n', 1000);
 const CONCURRENCY = num('concurrency', 50);
 
-async function pool(n: number, fn: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < n) await fn(next++);
-    }),
-  );
-}
-
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'rpc-cost-'));
   const cli = await resolveTemporalCli({ allowSdkDownload: false });
@@ -52,9 +44,7 @@ async function main(): Promise<void> {
     const measure = async (label: string, fn: (i: number) => Promise<unknown>): Promise<void> => {
       const s0 = procCpuSeconds(server.pid) ?? 0;
       const c0 = process.cpuUsage();
-      const t0 = performance.now();
-      await pool(N, fn);
-      const wall = performance.now() - t0;
+      const wall = await pool(N, CONCURRENCY, fn);
       const s1 = procCpuSeconds(server.pid) ?? 0;
       const c = process.cpuUsage(c0);
       const serverMs = ((s1 - s0) * 1000) / N;

@@ -78,7 +78,6 @@ export class ServerProfiler {
   private readonly windows = new Map<string, Window[]>();
   private stopped = false;
   private loop: Promise<void> | undefined;
-  private errors = 0;
 
   constructor(private readonly port: number) {}
 
@@ -94,7 +93,6 @@ export class ServerProfiler {
           this.slices.push({ from, to: Date.now(), data });
         } catch {
           // The server is not up yet, or restarting: try again shortly.
-          this.errors++;
           await new Promise((r) => setTimeout(r, 250));
         }
       }
@@ -160,11 +158,6 @@ export class ServerProfiler {
       rmSync(tmp, { recursive: true, force: true });
     }
     return out;
-  }
-
-  /** Slices that could not be fetched (the server was starting or restarting). */
-  get failedSlices(): number {
-    return this.errors;
   }
 }
 
