@@ -56,21 +56,30 @@ export async function pool(n: number, concurrency: number, fn: (i: number) => Pr
  * Latency is measured from the *scheduled* start (so a late sender does not hide queueing).
  * Returns per-call latencies in ms and how many calls failed.
  */
-export async function paced(n: number, ratePerSec: number, fn: (i: number) => Promise<void>): Promise<{ latencies: number[]; errors: number; achievedRate: number; maxSendLagMs: number }> {
+export async function paced(
+  n: number,
+  ratePerSec: number,
+  fn: (i: number) => Promise<void>,
+): Promise<{ latencies: number[]; errors: number; achievedRate: number; maxSendLagMs: number; byIndex: (number | undefined)[]; scheduledMs: number[] }> {
   const latencies: number[] = [];
+  const byIndex: (number | undefined)[] = new Array<number | undefined>(n).fill(undefined);
+  const scheduledMs: number[] = [];
   let errors = 0;
   let maxLag = 0;
   const inflight: Promise<void>[] = [];
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const at = t0 + (i * 1000) / ratePerSec;
+    scheduledMs.push(at - t0);
     const wait = at - performance.now();
     if (wait > 1) await sleep(wait);
     maxLag = Math.max(maxLag, performance.now() - at);
     inflight.push(
       fn(i).then(
         () => {
-          latencies.push(performance.now() - at);
+          const ms = performance.now() - at;
+          latencies.push(ms);
+          byIndex[i] = ms;
         },
         () => {
           errors++;
@@ -80,7 +89,7 @@ export async function paced(n: number, ratePerSec: number, fn: (i: number) => Pr
   }
   await Promise.all(inflight);
   const elapsed = performance.now() - t0;
-  return { latencies, errors, achievedRate: (n * 1000) / elapsed, maxSendLagMs: maxLag };
+  return { latencies, errors, achievedRate: (n * 1000) / elapsed, maxSendLagMs: maxLag, byIndex, scheduledMs };
 }
 
 /** A keep-alive HTTP POST client for one URL. */
@@ -93,8 +102,8 @@ export class Poster {
     this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   }
 
-  /** POSTs `body`; resolves with status and body text. */
-  post(body: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+  /** POSTs `body`; resolves with status, body text and the `Server-Timing` header (if any). */
+  post(body: string, headers: Record<string, string>): Promise<{ status: number; text: string; serverTiming?: string }> {
     return new Promise((resolve, reject) => {
       const req = http.request(
         {
@@ -108,7 +117,10 @@ export class Poster {
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          const timing = res.headers['server-timing'];
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), ...(typeof timing === 'string' ? { serverTiming: timing } : {}) }),
+          );
           res.on('error', reject);
         },
       );
@@ -121,4 +133,14 @@ export class Poster {
   close(): void {
     this.agent.destroy();
   }
+}
+
+/** Parses a `Server-Timing` header (`name;dur=ms, ...`) into ms by name. */
+export function parseServerTiming(header: string | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of (header ?? '').split(',')) {
+    const m = /^\s*([\w-]+)\s*;\s*dur=([\d.]+)\s*$/.exec(part);
+    if (m) out[m[1]!] = Number(m[2]);
+  }
+  return out;
 }

@@ -27,6 +27,7 @@ import { createPublicKey, createVerify, randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client as TemporalClient, Connection, type Client } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
@@ -43,11 +44,11 @@ import { ServerProfiler, serverProfileTable } from './server-profile';
 import { snsStringToSign, type SnsEnvelope } from '../src/webhook';
 import { WORKFLOWS_PATH } from '../src/worker';
 import { procCpuSeconds, procRss, startWorkerChild, type WorkerChild } from './children';
-import { median, paced, percentile, pool, Poster, round } from './load';
+import { median, paced, parseServerTiming, percentile, pool, Poster, round } from './load';
 import { cpuTable, costTable, resultsTable, scaleTable, timingsTable } from './report';
 import { sandboxVerifier, signedEvent, type SentLifecycle } from './sns';
 import { COST_RULE, eventTypeName, historyCost } from './history-cost';
-import type { BaselineRound, BenchResults, CostPath, CostSample, CpuShare, EventsRound, PacedResult, ScalePoint, SendsRound } from './types';
+import type { BaselineRound, BenchResults, CostPath, CostSample, CpuShare, EventsRound, LatencyBreakdown, PacedResult, ScalePoint, SendsRound, StageStats } from './types';
 
 // ------------------------------------------------------------------------------------------------
 // Parameters
@@ -409,9 +410,59 @@ function pacedSummary(rate: number, r: Awaited<ReturnType<typeof paced>>): Paced
   };
 }
 
-async function postOk(ctx: Ctx, body: string, headers: Record<string, string>): Promise<void> {
+async function postOk(ctx: Ctx, body: string, headers: Record<string, string>, timings?: Record<string, number>[], i?: number): Promise<void> {
   const r = await ctx.poster.post(body, headers);
   if (r.status !== 200) throw new Error(`webhook answered ${r.status}: ${r.text.slice(0, 200)}`);
+  if (timings && i !== undefined) timings[i] = parseServerTiming(r.serverTiming);
+}
+
+function stageStats(xs: number[]): StageStats {
+  return { n: xs.length, p50: round(percentile(xs, 50), 2), p90: round(percentile(xs, 90), 2), p99: round(percentile(xs, 99), 2), max: round(Math.max(...xs), 2) };
+}
+
+/**
+ * Where the time of paced posts went: each answer's Server-Timing (the webhook's stages), the
+ * client's latency minus the handler (`outside`: HTTP, socket queueing, this process's event
+ * loop), the event-loop delay, and the slowest 1% of posts taken apart.
+ */
+function latencyBreakdown(r: Awaited<ReturnType<typeof paced>>, timings: Record<string, number>[], loop: ReturnType<typeof monitorEventLoopDelay>): LatencyBreakdown {
+  const rows = r.byIndex.flatMap((latency, i) => {
+    const t = timings[i];
+    if (latency === undefined || t?.handler === undefined) return [];
+    const row: Record<string, number> & { latency: number; at: number } = { ...t, latency, at: r.scheduledMs[i]! / 1000, outside: Math.max(0, latency - t.handler) };
+    return [row];
+  });
+  const stages: Record<string, StageStats> = {};
+  for (const stage of ['handler', 'verify', 'lookup', 'describe', 'signal', 'outside'] as const) {
+    const xs = rows.flatMap((x) => (x[stage] !== undefined ? [x[stage]] : []));
+    if (xs.length > 0) stages[stage] = stageStats(xs);
+  }
+  const slow = [...rows].sort((a, b) => b.latency - a.latency).slice(0, Math.max(3, Math.ceil(rows.length / 100)));
+  const mean = (f: (x: (typeof rows)[number]) => number | undefined) => round(slow.reduce((a, x) => a + (f(x) ?? 0), 0) / Math.max(1, slow.length), 2);
+  return {
+    stages,
+    slowest: {
+      n: slow.length,
+      latency: mean((x) => x.latency),
+      handler: mean((x) => x.handler),
+      outside: mean((x) => x.outside),
+      verify: mean((x) => x.verify),
+      describe: mean((x) => x.describe),
+      signal: mean((x) => x.signal),
+      windows: new Set(slow.map((x) => Math.floor(x.at * 4))).size,
+      scheduledSec: slow.map((x) => round(x.at, 2)).sort((a, b) => a - b),
+    },
+    eventLoop: { p50: round(loop.percentile(50) / 1e6, 2), p99: round(loop.percentile(99) / 1e6, 2), max: round(loop.max / 1e6, 2) },
+  };
+}
+
+function breakdownLines(b: LatencyBreakdown): string[] {
+  const st = Object.entries(b.stages).map(([k, v]) => `${k} ${v.p50}/${v.p99}`).join(', ');
+  const s = b.slowest;
+  return [
+    `   stages p50/p99 ms: ${st}; event loop p50/p99/max ${b.eventLoop.p50}/${b.eventLoop.p99}/${b.eventLoop.max} ms`,
+    `   slowest ${s.n} posts (mean ms): latency ${s.latency} = outside ${s.outside} + handler ${s.handler} (verify ${s.verify}, describe ${s.describe}, signal ${s.signal}); in ${s.windows} windows of 250 ms at ${s.scheduledSec.join(', ')} s`,
+  ];
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -726,16 +777,21 @@ function eventsPhase(ctx: Ctx): Phase {
           const lcs = await freshSilent(ctx, n, `p${share * 100}a${attempt}`);
           const posts = lcs.map((lc) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', lc));
           log(`   paced at ${share * 100}% of the processed rate: ${round(rate)} events/s for ${P.pacedSec} s`);
+          const timings: Record<string, number>[] = [];
+          const loop = monitorEventLoopDelay({ resolution: 5 });
           const c0 = cpuSnap(ctx);
-          const out = await paced(posts.length, rate, (i) => postOk(ctx, posts[i]!.body, posts[i]!.headers));
+          loop.enable();
+          const out = await paced(posts.length, rate, (i) => postOk(ctx, posts[i]!.body, posts[i]!.headers, timings, i));
+          loop.disable();
           ctx.delivered.push(...lcs);
-          return { out, cpu: cpuShare(c0, cpuSnap(ctx)) };
+          return { out, cpu: cpuShare(c0, cpuSnap(ctx)), breakdown: latencyBreakdown(out, timings, loop) };
         });
         addCpu(ctx, `events paced ${share * 100}%`, [res.cpu], n);
-        const s = pacedSummary(rate, res.out);
+        const s = { ...pacedSummary(rate, res.out), breakdown: res.breakdown };
         if (share === 0.5) ctx.results.events.at50 = s;
         else ctx.results.events.at90 = s;
         log(`   → p50 ${s.p50} ms, p99 ${s.p99} ms, errors ${s.errors} (others ${res.cpu.others} cores)`);
+        for (const line of breakdownLines(res.breakdown)) log(line);
       }
     },
   };
@@ -1104,6 +1160,8 @@ async function main(): Promise<void> {
       TEMPORAL_PORT: String(temporalPort),
       TEMPORAL_UI_PORT: String(uiPort),
       WEBHOOK_PORT: '0',
+      // Each answer says where its time went (bench/load.ts reads it for the latency breakdown).
+      WEBHOOK_SERVER_TIMING: 'true',
       SANDBOX_PORT: '0',
       SANDBOX_HTTPS_PORT: '0',
       SES_PACE_TO_SEND_RATE: 'false',

@@ -58,6 +58,43 @@ export interface PacedResult {
   errors: number;
   achievedRate: number;
   maxSendLagMs: number;
+  /** Where the time went (product webhook posts only: read from each answer's Server-Timing). */
+  breakdown?: LatencyBreakdown;
+}
+
+/** ms statistics of one stage over the posts that ran it. */
+export interface StageStats {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+/**
+ * Where the time of paced webhook posts went: the webhook's `Server-Timing` of each answer
+ * (handler, verify, lookup, describe, signal), `outside` = the client's latency minus the
+ * handler (HTTP, socket queueing, the event loop of the process), and that process's event-loop
+ * delay during the phase.
+ */
+export interface LatencyBreakdown {
+  stages: Record<string, StageStats>;
+  /** The slowest 1% of posts (at least 3): mean ms per part, and when they were scheduled. */
+  slowest: {
+    n: number;
+    latency: number;
+    handler: number;
+    outside: number;
+    verify: number;
+    describe: number;
+    signal: number;
+    /** Distinct 250-ms windows of the phase the slowest posts were scheduled in (few = a pause). */
+    windows: number;
+    /** Their scheduled times, s from the phase start. */
+    scheduledSec: number[];
+  };
+  /** Event-loop delay of the bench process (webhook, sandbox, load generator), ms. */
+  eventLoop: { p50: number; p99: number; max: number };
 }
 
 export interface CostSample {

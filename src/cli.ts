@@ -614,6 +614,7 @@ export function buildProgram(): Command {
         temporal: { client, taskQueue: config.temporal.taskQueue },
         allowedTopicArns: [...config.webhook.allowedTopicArns],
         rawMessageDelivery: config.webhook.rawMessageDelivery,
+        serverTiming: config.webhook.serverTiming,
         replayWindowMs: durationMs(config.webhook.replayWindow),
         logger: createLogger(config),
         metricsRegistries: [createVisibilityMetrics(client)],

@@ -73,6 +73,7 @@ export const ENV_SCHEMA = {
   WEBHOOK_METRICS_PORT: port.default(0).describe('Port of the webhook\'s /metrics listener (0 = any free port; set one, e.g. 9465, to scrape it)'),
   WEBHOOK_METRICS_TOKEN: z.string().regex(/^[\x21-\x7e]{16,}$/, 'at least 16 printable characters, no spaces').optional().describe('Bearer token required by /metrics; when set, /metrics is also served on the webhook port (never logged)'),
   WEBHOOK_KEEP_ALIVE_TIMEOUT: z.string().regex(/^\d+(ms|s|m)$/).default('10s').describe('Idle time after which the webhook closes a keep-alive connection'),
+  WEBHOOK_SERVER_TIMING: bool.default(false).describe('Add a Server-Timing header (handler, verify, lookup, describe, signal ms) to SNS answers, for latency diagnosis; the ses_webhook_stage_seconds histogram has them always'),
   WEBHOOK_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(1024).describe('Open connections the webhook accepts at once (more are closed on arrival)'),
   CALLBACK_URL: z.url({ protocol: /^https?$/ }).optional().describe('Default app callback URL for state changes (per-send callbackUrl overrides)'),
   CALLBACK_SECRET: z.string().min(16, 'at least 16 characters').optional().describe('HMAC-SHA256 secret that signs callbacks (required for callbacks; never logged)'),
@@ -112,6 +113,7 @@ export interface Config {
     path: string;
     allowedTopicArns: string[];
     rawMessageDelivery: boolean;
+    serverTiming: boolean;
     replayWindow: string;
     metricsHost: string;
     metricsPort: number;
@@ -193,6 +195,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       path: e.WEBHOOK_PATH,
       allowedTopicArns: e.SNS_ALLOWED_TOPIC_ARNS,
       rawMessageDelivery: e.SNS_RAW_MESSAGE_DELIVERY,
+      serverTiming: e.WEBHOOK_SERVER_TIMING,
       replayWindow: e.SNS_REPLAY_WINDOW,
       metricsHost: e.WEBHOOK_METRICS_HOST,
       metricsPort: e.WEBHOOK_METRICS_PORT,

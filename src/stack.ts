@@ -271,6 +271,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       temporal: { client, taskQueue },
       allowedTopicArns: topicArn ? [topicArn, ...config.webhook.allowedTopicArns] : [...config.webhook.allowedTopicArns],
       rawMessageDelivery: config.webhook.rawMessageDelivery,
+      serverTiming: config.webhook.serverTiming,
       replayWindowMs: durationMs(config.webhook.replayWindow),
       logger: logger.child({ component: 'webhook' }),
       metricsRegistries: [workerMetrics.registry, createVisibilityMetrics(client)],

@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { createConnection, createServer as createNetServer } from 'node:net';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIFECYCLE_TAG, statusQuery, type LifecycleStatus } from '../src/definitions';
 import type { SnsMessage, UnsignedSnsMessage } from '../src/sandbox';
@@ -507,5 +508,56 @@ describe('lifecycle id from the event', () => {
     const s1 = await email.waitFor((s) => (s.eventCounts.Open ?? 0) === 1, { timeoutMs: 10_000 });
     expect(s1.recipients[0]!.opens).toBe(1);
     await client.workflow.getHandle(email.id).terminate('test done');
+  });
+});
+
+describe('where the time of a request goes', () => {
+  const timingsOf = (header: string | null): Record<string, number> =>
+    Object.fromEntries((header ?? '').split(', ').filter(Boolean).map((p) => {
+      const [name, dur] = p.split(';dur=');
+      return [name!, Number(dur)];
+    }));
+
+  it('Server-Timing (when enabled) and ses_webhook_stage_seconds give verify, describe (first event only), signal and the handler', async () => {
+    const registry = new Registry();
+    const timed = await startWebhookServer({ ...webhookOptions({ metrics: { registry }, serverTiming: true }), host: '127.0.0.1', port: 0 });
+    try {
+      const email = await stack.lc.sendTracked({ from: 'app@example.com', to: [`timed+${Date.now()}@example.com`], subject: 'S', text: 'T', policy: { complaintWindow: '5m' } });
+      const s0 = await email.waitFor((s) => (s.eventCounts.Delivery ?? 0) === 1, { timeoutMs: 15_000 });
+      const sesMessageId = s0.attempts[0]!.sesMessageId!;
+      const postTo = async (body: unknown) => fetch(`${timed.url}/sns`, { method: 'POST', headers: headersFor(body), body: JSON.stringify(body) });
+
+      const first = await postTo(signedNotification(sesJson('Open', sesMessageId, { lifecycleId: email.id })));
+      expect(first.status).toBe(200);
+      const t1 = timingsOf(first.headers.get('server-timing'));
+      expect(Object.keys(t1).sort()).toEqual(['describe', 'handler', 'signal', 'verify']);
+      for (const ms of Object.values(t1)) expect(ms).toBeGreaterThanOrEqual(0);
+      expect(t1.handler).toBeGreaterThanOrEqual(t1.verify! + t1.describe! + t1.signal!);
+
+      // The lifecycle's type is cached: its next event pays no describe.
+      const second = await postTo(signedNotification(sesJson('Open', sesMessageId, { lifecycleId: email.id })));
+      expect(Object.keys(timingsOf(second.headers.get('server-timing'))).sort()).toEqual(['handler', 'signal', 'verify']);
+      // An event without a lifecycle id is looked up in visibility.
+      const third = await postTo(signedNotification(sesJson('Open', newSesId())));
+      expect(Object.keys(timingsOf(third.headers.get('server-timing'))).sort()).toEqual(['handler', 'lookup', 'signal', 'verify']);
+      // A refusal still reports its handler time, and nothing else ran.
+      const forged = { ...signedNotification(sesJson('Open', sesMessageId)), Signature: 'AAAA' };
+      const refused = await postTo(forged);
+      expect(refused.status).toBe(403);
+      expect(Object.keys(timingsOf(refused.headers.get('server-timing')))).toEqual(['handler']);
+
+      const text = await registry.metrics();
+      const counts = Object.fromEntries([...text.matchAll(/^ses_webhook_stage_seconds_count\{stage="(\w+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+      expect(counts).toEqual({ handler: 4, verify: 3, describe: 1, lookup: 1, signal: 3 });
+      await client.workflow.getHandle(email.id).terminate('test done');
+    } finally {
+      await timed.close();
+    }
+  });
+
+  it('sends no Server-Timing header unless enabled', async () => {
+    const res = await fetch(`${server.url}/sns`, { method: 'POST', headers: headersFor({}), body: '{}' });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('server-timing')).toBeNull();
   });
 });

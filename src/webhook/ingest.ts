@@ -11,7 +11,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { parseSesEventText, SesEventParseError } from '../ses-events';
 import { checkTimestamp } from './envelope';
-import { RejectReason, UnavailableReason } from './metrics';
+import { RejectReason, UnavailableReason, type StageTimings } from './metrics';
 import type { EventRouter } from './router';
 import { SnsVerificationError, type SnsEnvelope, type SnsVerifier } from './sns-verify';
 import { confirmSubscription, SubscriptionConfirmError } from './subscription';
@@ -53,7 +53,7 @@ export interface IngestDeps {
 const done = (status: IngestStatus): IngestResult => ({ kind: 'done', status });
 
 /** Parses and records the SES event carried by a notification (or a raw-delivery body). */
-export async function ingestSesText(deps: IngestDeps, text: string, snsMessageId: string | undefined, log: FastifyBaseLogger): Promise<IngestResult> {
+export async function ingestSesText(deps: IngestDeps, text: string, snsMessageId: string | undefined, log: FastifyBaseLogger, timings?: StageTimings): Promise<IngestResult> {
   let parsed;
   try {
     parsed = parseSesEventText(text, snsMessageId !== undefined ? { snsMessageId } : {});
@@ -69,7 +69,7 @@ export async function ingestSesText(deps: IngestDeps, text: string, snsMessageId
   const { event } = parsed;
   const elog = log.child({ sesMessageId: event.sesMessageId, lifecycleId: event.lifecycleId, eventType: event.type, eventId: event.id });
   try {
-    const result = await deps.router.record(event);
+    const result = await deps.router.record(event, timings);
     if (result.outcome === 'refused' || result.outcome === 'ignored') {
       // Permanent: handled so SNS (or SQS) stops retrying; counted and logged, never silent.
       deps.sink.inc(result.outcome);
@@ -90,13 +90,15 @@ export async function ingestSesText(deps: IngestDeps, text: string, snsMessageId
  * event of a Notification, confirms an allowlisted SubscriptionConfirmation, logs an
  * UnsubscribeConfirmation.
  */
-export async function ingestEnvelope(deps: IngestDeps, env: SnsEnvelope, log: FastifyBaseLogger): Promise<IngestResult> {
+export async function ingestEnvelope(deps: IngestDeps, env: SnsEnvelope, log: FastifyBaseLogger, timings?: StageTimings): Promise<IngestResult> {
   // Allowlist before verification: a foreign topic never costs us a certificate fetch.
   if (!deps.allowAnyTopic && !deps.allowedTopicArns.has(env.TopicArn)) return { kind: 'rejected', reason: RejectReason.TopicNotAllowed, httpStatus: 403 };
   const stale = checkTimestamp(env.Timestamp, deps.now(), deps.replayWindowMs);
   if (stale !== undefined) return { kind: 'rejected', reason: RejectReason.StaleTimestamp, httpStatus: 400, detail: stale };
+  const v0 = performance.now();
   try {
     await deps.verifier.verify(env);
+    if (timings) timings.verify = performance.now() - v0;
   } catch (err) {
     if (err instanceof SnsVerificationError) {
       if (err.permanent) return { kind: 'rejected', reason: err.reason as RejectReason, httpStatus: 403, detail: err.message };
@@ -107,7 +109,7 @@ export async function ingestEnvelope(deps: IngestDeps, env: SnsEnvelope, log: Fa
 
   switch (env.Type) {
     case 'Notification':
-      return ingestSesText(deps, env.Message, env.MessageId, log);
+      return ingestSesText(deps, env.Message, env.MessageId, log, timings);
     case 'SubscriptionConfirmation': {
       const check = checkSubscribeUrl(env.SubscribeURL, deps.subscribeHostPattern, env.TopicArn);
       if (!check.ok) return { kind: 'rejected', reason: RejectReason.SubscribeUrlNotAllowed, httpStatus: 403, detail: check.reason };

@@ -2,7 +2,7 @@
  * Outcome counters of the SNS webhook. A plain object you can read at any time (tests, logs),
  * mirrored into a prom-client registry when one is passed in (the metrics listener serves it).
  */
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 
 /** Why a request was refused for good (4xx). Stable strings: they are metric labels. */
 export const RejectReason = {
@@ -34,6 +34,22 @@ export const UnavailableReason = {
   Internal: 'internal',
 } as const;
 export type UnavailableReason = (typeof UnavailableReason)[keyof typeof UnavailableReason];
+
+/**
+ * Where one message's time went, in ms, filled in as its stages run (a stage that did not run
+ * stays absent): `verify` the signature check, `lookup` the visibility search by SES message id,
+ * `describe` the check that the named workflow is a message lifecycle (cached per instance, so
+ * only a lifecycle's first event pays it), `signal` the signal (or signal-with-start) itself.
+ */
+export interface StageTimings {
+  verify?: number;
+  lookup?: number;
+  describe?: number;
+  signal?: number;
+}
+
+/** The stages of {@link StageTimings}, in the order they run. */
+export const INGEST_STAGES = ['verify', 'lookup', 'describe', 'signal'] as const satisfies readonly (keyof StageTimings)[];
 
 /** What every ingestion path (webhook, SQS) counts of the notifications it handled. */
 export interface IngestCounts {
@@ -79,6 +95,7 @@ export class WebhookMetrics {
   private readonly counter: Counter<'outcome' | 'reason'> | undefined;
   private readonly events: Counter<'type'> | undefined;
   private readonly eventCounts: Record<string, number> = {};
+  private readonly stageSeconds: Histogram<'stage'> | undefined;
 
   /**
    * @param opts.registry prom-client registry to register `ses_webhook_requests_total` in.
@@ -96,6 +113,25 @@ export class WebhookMetrics {
     this.events = opts.registry
       ? new Counter({ name: 'ses_events_total', help: 'SES events recorded by the webhook, by event type', labelNames: ['type'], registers: [opts.registry] })
       : undefined;
+    this.stageSeconds = opts.registry
+      ? new Histogram({
+          name: 'ses_webhook_stage_seconds',
+          help: 'Time of each stage of an SNS request: handler (the whole route handler), verify (signature), lookup (visibility search by SES message id), describe (lifecycle type check, first event of a lifecycle only), signal',
+          labelNames: ['stage'],
+          buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+          registers: [opts.registry],
+        })
+      : undefined;
+  }
+
+  /** Observes the stage times of one request (ms; `handler` is the whole route handler). */
+  stages(t: StageTimings & { handler: number }): void {
+    if (!this.stageSeconds) return;
+    this.stageSeconds.observe({ stage: 'handler' }, t.handler / 1000);
+    for (const stage of INGEST_STAGES) {
+      const ms = t[stage];
+      if (ms !== undefined) this.stageSeconds.observe({ stage }, ms / 1000);
+    }
   }
 
   /** Counts one recorded SES event by type (unknown future types are counted as `Unknown`). */

@@ -56,6 +56,12 @@ export interface WebhookOptions {
   confirmTimeoutMs?: number;
   /** Accept unsigned raw SES JSON bodies (SNS raw message delivery). Default false. */
   rawMessageDelivery?: boolean;
+  /**
+   * Add a `Server-Timing` header to SNS answers: ms of the handler and of each stage (`verify`,
+   * `lookup`, `describe`, `signal`), for latency diagnosis. The same times always feed the
+   * `ses_webhook_stage_seconds` histogram. Default false (timings tell a caller about internals).
+   */
+  serverTiming?: boolean;
   /** Maximum body size; larger bodies get 413. Default 256 KiB + 16 KiB. */
   bodyLimit?: number;
   /** Oldest accepted SNS Timestamp (SNS retries keep the original one). Default 3 h; at least 2 h. */
@@ -115,6 +121,7 @@ export interface ResolvedWebhookOptions {
   certFetchTimeoutMs: number;
   confirmTimeoutMs: number;
   rawMessageDelivery: boolean;
+  serverTiming: boolean;
   bodyLimit: number;
   replayWindowMs: number;
   now: () => number;
@@ -199,6 +206,7 @@ export function resolveWebhookOptions(opts: WebhookOptions): ResolvedWebhookOpti
     certFetchTimeoutMs: positive('certFetchTimeoutMs', opts.certFetchTimeoutMs, 5_000),
     confirmTimeoutMs: positive('confirmTimeoutMs', opts.confirmTimeoutMs, 5_000),
     rawMessageDelivery: opts.rawMessageDelivery === true,
+    serverTiming: opts.serverTiming === true,
     bodyLimit: positive('bodyLimit', opts.bodyLimit, DEFAULT_BODY_LIMIT),
     replayWindowMs,
     now: opts.now ?? Date.now,

@@ -26,6 +26,7 @@ import {
   type SesEventsSignal,
 } from '../definitions';
 import type { SesEvent } from '../lifecycle';
+import type { StageTimings } from './metrics';
 
 /** What {@link EventRouter.record} did. */
 export interface RecordResult {
@@ -174,12 +175,13 @@ export class EventRouter {
    * Records one event in Temporal: signals its message lifecycle, or an orphan lifecycle when the
    * message lifecycle is unknown or closed. A delivery recorded recently (same SNS MessageId, or
    * same event identity for raw delivery) is answered as `duplicate` without signalling again;
-   * concurrent deliveries of one message share one attempt.
+   * concurrent deliveries of one message share one attempt. `timings`, when given, gets the ms
+   * of each Temporal call made (a duplicate makes none).
    *
    * @throws whatever Temporal throws when the event could not be recorded (unreachable server,
    *   deadline exceeded, unregistered search attribute...): the caller answers 5xx so SNS retries.
    */
-  async record(event: SesEvent): Promise<RecordResult> {
+  async record(event: SesEvent, timings?: StageTimings): Promise<RecordResult> {
     const key = EventRouter.deliveryKey(event);
     const seen = this.recent.get(key);
     if (seen !== undefined) return { outcome: 'duplicate', workflowId: seen };
@@ -188,7 +190,7 @@ export class EventRouter {
       const r = await pending;
       return { outcome: 'duplicate', workflowId: r.workflowId };
     }
-    const attempt = this.client.withDeadline(Date.now() + this.rpcTimeoutMs, () => this.route(event)).catch((err: unknown) => {
+    const attempt = this.client.withDeadline(Date.now() + this.rpcTimeoutMs, () => this.route(event, timings ?? {})).catch((err: unknown) => {
       // A request Temporal can never accept (an id or payload over its limits) is permanent:
       // retrying it for an hour changes nothing, so it is answered, counted and logged.
       if (isGrpcServiceError(err) && Number(err.code) === GRPC_INVALID_ARGUMENT) {
@@ -210,11 +212,13 @@ export class EventRouter {
   }
 
   /** Whether `workflowId` is a message lifecycle (our type) and takes batches, checked once and cached. */
-  private async lifecycleKind(workflowId: string): Promise<{ ours: boolean; batches: boolean }> {
+  private async lifecycleKind(workflowId: string, timings: StageTimings): Promise<{ ours: boolean; batches: boolean }> {
     const cached = this.lifecycleTypes.get(workflowId);
     if (cached !== undefined) return cached;
+    const t0 = performance.now();
     try {
       const d = await this.client.workflow.getHandle(workflowId).describe();
+      timings.describe = performance.now() - t0;
       const kind = { ours: d.type === WORKFLOW_TYPE.message, batches: d.memo?.[CORE_MEMO] === CURRENT_CORE };
       this.lifecycleTypes.set(workflowId, kind);
       return kind;
@@ -224,17 +228,24 @@ export class EventRouter {
     }
   }
 
-  private async route(event: SesEvent): Promise<RecordResult> {
+  private async route(event: SesEvent, timings: StageTimings): Promise<RecordResult> {
     const claimed = event.lifecycleId;
-    let target = claimed !== undefined && MESSAGE_WORKFLOW_ID.test(claimed) ? claimed : await this.findBySesMessageId(event.sesMessageId);
+    let target: string | undefined;
+    if (claimed !== undefined && MESSAGE_WORKFLOW_ID.test(claimed)) target = claimed;
+    else {
+      const t0 = performance.now();
+      target = await this.findBySesMessageId(event.sesMessageId);
+      timings.lookup = performance.now() - t0;
+    }
     // Only workflows of our own type are ever signalled: a `lifecycle-id` naming any other
     // workflow would lose the event there.
-    const kind = target !== undefined ? await this.lifecycleKind(target) : undefined;
+    const kind = target !== undefined ? await this.lifecycleKind(target, timings) : undefined;
     if (target !== undefined && !kind?.ours) target = undefined;
     if (target === undefined && event.type.startsWith('Unknown:')) {
       return { outcome: 'ignored', workflowId: '', reason: `event type ${event.type.slice(8)} is unknown to this version and no lifecycle sent message ${event.sesMessageId}` };
     }
     if (target !== undefined) {
+      const t0 = performance.now();
       try {
         if (kind?.batches && (event.type === 'Open' || event.type === 'Click')) {
           // A tracking pixel can flood one lifecycle: its opens and clicks share signals.
@@ -242,12 +253,16 @@ export class EventRouter {
         } else {
           await this.client.workflow.getHandle(target).signal(sesEventSignal, { event: slimForSignal(event) } satisfies SesEventSignal);
         }
+        timings.signal = performance.now() - t0;
         return { outcome: 'signalled', workflowId: target };
       } catch (err) {
         if (!isWorkflowGone(err)) throw err;
       }
     }
-    return this.orphan(event, claimed ?? target);
+    const t0 = performance.now();
+    const orphaned = await this.orphan(event, claimed ?? target);
+    timings.signal = performance.now() - t0;
+    return orphaned;
   }
 
   /** Finds the message lifecycle that sent this SES message, preferring a running one. */

@@ -9,7 +9,7 @@
 import type { FastifyBaseLogger, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { parseSnsBody } from './envelope';
 import { ingestEnvelope, ingestSesText, type IngestDeps, type IngestResult, type IngestStatus } from './ingest';
-import { RejectReason, UnavailableReason, type WebhookMetrics } from './metrics';
+import { INGEST_STAGES, RejectReason, UnavailableReason, type StageTimings, type WebhookMetrics } from './metrics';
 import type { ResolvedWebhookOptions } from './options';
 import type { EventRouter } from './router';
 import type { SnsEnvelope, SnsVerifier } from './sns-verify';
@@ -104,12 +104,33 @@ export const snsRoute: FastifyPluginCallback<SnsRouteOptions> = (app, { options,
     }
   };
 
-  const handleEnvelope = async (env: SnsEnvelope, headerType: string, headerTopic: string | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+  /** Handler start and stage times of requests in the handler, until their answer is sent. */
+  const started = new WeakMap<FastifyRequest, { t0: number; timings: StageTimings }>();
+  /** Records where the handler's time went (histogram; `Server-Timing` header when enabled). */
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const s = started.get(request);
+    if (s === undefined) return done(null, payload);
+    started.delete(request);
+    const { t0, timings } = s;
+    const handler = performance.now() - t0;
+    metrics.stages({ ...timings, handler });
+    if (options.serverTiming) {
+      const parts = [`handler;dur=${handler.toFixed(2)}`];
+      for (const stage of INGEST_STAGES) {
+        const ms = timings[stage];
+        if (ms !== undefined) parts.push(`${stage};dur=${ms.toFixed(2)}`);
+      }
+      void reply.header('server-timing', parts.join(', '));
+    }
+    done(null, payload);
+  });
+
+  const handleEnvelope = async (env: SnsEnvelope, headerType: string, headerTopic: string | undefined, request: FastifyRequest, reply: FastifyReply, timings: StageTimings): Promise<FastifyReply> => {
     const log = request.log.child({ snsMessageId: env.MessageId, topicArn: env.TopicArn, snsType: env.Type });
     if (headerType !== env.Type || (headerTopic !== undefined && headerTopic !== env.TopicArn)) {
       return reject(reply, log, 400, RejectReason.MessageTypeMismatch);
     }
-    return answer(reply, log, await ingestEnvelope(deps, env, log));
+    return answer(reply, log, await ingestEnvelope(deps, env, log, timings));
   };
 
   app.addHook('onRequest', (_request, _reply, done) => {
@@ -118,6 +139,12 @@ export const snsRoute: FastifyPluginCallback<SnsRouteOptions> = (app, { options,
   });
 
   app.post(options.path, { bodyLimit: options.bodyLimit, schema: { headers: headersSchema } }, async (request, reply) => {
+    const timings: StageTimings = {};
+    started.set(request, { t0: performance.now(), timings });
+    return handle(request, reply, timings);
+  });
+
+  const handle = async (request: FastifyRequest, reply: FastifyReply, timings: StageTimings): Promise<FastifyReply> => {
     const headerType = request.headers[HEADER_TYPE] as string;
     const headerTopic = request.headers[HEADER_TOPIC] as string | undefined;
     if (typeof request.body !== 'string') return reject(reply, request.log, 400, RejectReason.Malformed, 'no body');
@@ -133,12 +160,12 @@ export const snsRoute: FastifyPluginCallback<SnsRouteOptions> = (app, { options,
         if (headerType !== 'Notification') return reject(reply, request.log, 400, RejectReason.MessageTypeMismatch);
         {
           const log = request.log.child({ topicArn: headerTopic, raw: true });
-          return answer(reply, log, await ingestSesText(deps, parsed.text, undefined, log));
+          return answer(reply, log, await ingestSesText(deps, parsed.text, undefined, log, timings));
         }
       case 'envelope':
-        return handleEnvelope(parsed.envelope, headerType, headerTopic, request, reply);
+        return handleEnvelope(parsed.envelope, headerType, headerTopic, request, reply, timings);
     }
-  });
+  };
   done();
 };
 
