@@ -60,7 +60,7 @@ export async function paced(
   n: number,
   ratePerSec: number,
   fn: (i: number) => Promise<void>,
-): Promise<{ latencies: number[]; errors: number; achievedRate: number; maxSendLagMs: number; byIndex: (number | undefined)[]; scheduledMs: number[] }> {
+): Promise<{ latencies: number[]; errors: number; achievedRate: number; maxSendLagMs: number; byIndex: (number | undefined)[]; scheduledMs: number[]; t0: number }> {
   const latencies: number[] = [];
   const byIndex: (number | undefined)[] = new Array<number | undefined>(n).fill(undefined);
   const scheduledMs: number[] = [];
@@ -89,7 +89,7 @@ export async function paced(
   }
   await Promise.all(inflight);
   const elapsed = performance.now() - t0;
-  return { latencies, errors, achievedRate: (n * 1000) / elapsed, maxSendLagMs: maxLag, byIndex, scheduledMs };
+  return { latencies, errors, achievedRate: (n * 1000) / elapsed, maxSendLagMs: maxLag, byIndex, scheduledMs, t0 };
 }
 
 /** A keep-alive HTTP POST client for one URL. */

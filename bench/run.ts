@@ -27,7 +27,7 @@ import { createPublicKey, createVerify, randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client as TemporalClient, Connection, type Client } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
@@ -40,6 +40,7 @@ import { LIFECYCLE_TAG, statusQuery, WORKFLOW_TYPE } from '../src/definitions';
 import type { SesSandbox } from '../src/sandbox';
 import { startStack, type RunningStack } from '../src/stack';
 import { freePorts, resolveTemporalCli } from '../src/temporal-cli';
+import { ServerLatency } from './server-metrics';
 import { ServerProfiler, serverProfileTable } from './server-profile';
 import { snsStringToSign, type SnsEnvelope } from '../src/webhook';
 import { WORKFLOWS_PATH } from '../src/worker';
@@ -213,6 +214,8 @@ interface Ctx {
   server: ServerProcs;
   /** Go pprof slices of the cluster's server (`--server-profile`). */
   profiler?: ServerProfiler;
+  /** The cluster server's frontend latency histograms. */
+  serverLatency?: ServerLatency;
 }
 
 /** CPU seconds and RSS of the Temporal server side (with its database, on the cluster). */
@@ -425,7 +428,24 @@ function stageStats(xs: number[]): StageStats {
  * client's latency minus the handler (`outside`: HTTP, socket queueing, this process's event
  * loop), the event-loop delay, and the slowest 1% of posts taken apart.
  */
-function latencyBreakdown(r: Awaited<ReturnType<typeof paced>>, timings: Record<string, number>[], loop: ReturnType<typeof monitorEventLoopDelay>): LatencyBreakdown {
+/** Records this process's event-loop delay and garbage collections until `stop()`. */
+function processPauses(): { stop: () => { loop: ReturnType<typeof monitorEventLoopDelay>; gcs: PerformanceEntry[] } } {
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  const gcs: PerformanceEntry[] = [];
+  const obs = new PerformanceObserver((list) => gcs.push(...list.getEntries()));
+  obs.observe({ entryTypes: ['gc'] });
+  loop.enable();
+  return {
+    stop: () => {
+      loop.disable();
+      obs.disconnect();
+      return { loop, gcs };
+    },
+  };
+}
+
+function latencyBreakdown(r: Awaited<ReturnType<typeof paced>>, timings: Record<string, number>[], pauses: { loop: ReturnType<typeof monitorEventLoopDelay>; gcs: PerformanceEntry[] }): LatencyBreakdown {
+  const { loop, gcs } = pauses;
   const rows = r.byIndex.flatMap((latency, i) => {
     const t = timings[i];
     if (latency === undefined || t?.handler === undefined) return [];
@@ -438,7 +458,14 @@ function latencyBreakdown(r: Awaited<ReturnType<typeof paced>>, timings: Record<
     if (xs.length > 0) stages[stage] = stageStats(xs);
   }
   const slow = [...rows].sort((a, b) => b.latency - a.latency).slice(0, Math.max(3, Math.ceil(rows.length / 100)));
+  /** GC ms inside a post's [scheduled, answered] interval. */
+  const gcInside = (x: (typeof rows)[number]): number => {
+    const from = r.t0 + x.at * 1000;
+    const to = from + x.latency;
+    return gcs.reduce((a, g) => a + Math.max(0, Math.min(to, g.startTime + g.duration) - Math.max(from, g.startTime)), 0);
+  };
   const mean = (f: (x: (typeof rows)[number]) => number | undefined) => round(slow.reduce((a, x) => a + (f(x) ?? 0), 0) / Math.max(1, slow.length), 2);
+  const isMajor = (g: PerformanceEntry): boolean => (g as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR;
   return {
     stages,
     slowest: {
@@ -451,7 +478,10 @@ function latencyBreakdown(r: Awaited<ReturnType<typeof paced>>, timings: Record<
       signal: mean((x) => x.signal),
       windows: new Set(slow.map((x) => Math.floor(x.at * 4))).size,
       scheduledSec: slow.map((x) => round(x.at, 2)).sort((a, b) => a - b),
+      withGc: slow.filter((x) => gcInside(x) > 0).length,
+      gcMs: mean(gcInside),
     },
+    gc: { count: gcs.length, major: gcs.filter(isMajor).length, maxMs: round(Math.max(0, ...gcs.map((g) => g.duration)), 2), totalMs: round(gcs.reduce((a, g) => a + g.duration, 0), 1) },
     eventLoop: { p50: round(loop.percentile(50) / 1e6, 2), p99: round(loop.percentile(99) / 1e6, 2), max: round(loop.max / 1e6, 2) },
   };
 }
@@ -459,9 +489,11 @@ function latencyBreakdown(r: Awaited<ReturnType<typeof paced>>, timings: Record<
 function breakdownLines(b: LatencyBreakdown): string[] {
   const st = Object.entries(b.stages).map(([k, v]) => `${k} ${v.p50}/${v.p99}`).join(', ');
   const s = b.slowest;
+  const server = Object.entries(b.server ?? {}).map(([op, v]) => `${op} ${v.p50}/${v.p99} (n ${v.n})`);
   return [
-    `   stages p50/p99 ms: ${st}; event loop p50/p99/max ${b.eventLoop.p50}/${b.eventLoop.p99}/${b.eventLoop.max} ms`,
-    `   slowest ${s.n} posts (mean ms): latency ${s.latency} = outside ${s.outside} + handler ${s.handler} (verify ${s.verify}, describe ${s.describe}, signal ${s.signal}); in ${s.windows} windows of 250 ms at ${s.scheduledSec.join(', ')} s`,
+    ...(server.length ? [`   Temporal frontend p50/p99 ms: ${server.join(', ')}`] : []),
+    `   stages p50/p99 ms: ${st}; event loop p50/p99/max ${b.eventLoop.p50}/${b.eventLoop.p99}/${b.eventLoop.max} ms; GC ${b.gc.count} (${b.gc.major} major, longest ${b.gc.maxMs} ms, ${b.gc.totalMs} ms in all)`,
+    `   slowest ${s.n} posts (mean ms): latency ${s.latency} = outside ${s.outside} + handler ${s.handler} (verify ${s.verify}, describe ${s.describe}, signal ${s.signal}); in ${s.windows} windows of 250 ms at ${s.scheduledSec.join(', ')} s; ${s.withGc} overlapped a GC (mean ${s.gcMs} ms of GC inside)`,
   ];
 }
 
@@ -778,13 +810,17 @@ function eventsPhase(ctx: Ctx): Phase {
           const posts = lcs.map((lc) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', lc));
           log(`   paced at ${share * 100}% of the processed rate: ${round(rate)} events/s for ${P.pacedSec} s`);
           const timings: Record<string, number>[] = [];
-          const loop = monitorEventLoopDelay({ resolution: 5 });
+          const server0 = await ctx.serverLatency?.scrape();
           const c0 = cpuSnap(ctx);
-          loop.enable();
+          const pauses = processPauses();
           const out = await paced(posts.length, rate, (i) => postOk(ctx, posts[i]!.body, posts[i]!.headers, timings, i));
-          loop.disable();
+          const seen = pauses.stop();
+          const cpuUsed = cpuShare(c0, cpuSnap(ctx));
+          const server1 = await ctx.serverLatency?.scrape();
           ctx.delivered.push(...lcs);
-          return { out, cpu: cpuShare(c0, cpuSnap(ctx)), breakdown: latencyBreakdown(out, timings, loop) };
+          const breakdown = latencyBreakdown(out, timings, seen);
+          if (server0 && server1) breakdown.server = ServerLatency.between(server0, server1, ['DescribeWorkflowExecution', 'SignalWorkflowExecution', 'persistence:UpdateWorkflowExecution', 'persistence:GetWorkflowExecution']);
+          return { out, cpu: cpuUsed, breakdown };
         });
         addCpu(ctx, `events paced ${share * 100}%`, [res.cpu], n);
         const s = { ...pacedSummary(rate, res.out), breakdown: res.breakdown };
@@ -792,9 +828,46 @@ function eventsPhase(ctx: Ctx): Phase {
         else ctx.results.events.at90 = s;
         log(`   → p50 ${s.p50} ms, p99 ${s.p99} ms, errors ${s.errors} (others ${res.cpu.others} cores)`);
         for (const line of breakdownLines(res.breakdown)) log(line);
+        if (share === 0.5) {
+          // The same offered load as bare Temporal calls: what the server's own latency allows.
+          const signal = await pacedBare(ctx, rate, n, false);
+          const describeSignal = await pacedBare(ctx, rate, n, true);
+          ctx.results.events.bareAt50 = { signal, describeSignal };
+        }
       }
     },
   };
+}
+
+/**
+ * Paced bare calls at `rate` to fresh baseline workflows (started untimed, waiting for their
+ * signal): a signal each, or a describe then a signal (the webhook's calls for a lifecycle's first
+ * event, without HTTP and verification). Latency from the scheduled start, as for the posts.
+ */
+async function pacedBare(ctx: Ctx, rate: number, n: number, withDescribe: boolean): Promise<PacedResult> {
+  const what = withDescribe ? 'describe + signal' : 'signal';
+  const res = await measured(ctx, `bare ${what} paced`, async (attempt) => {
+    const ids = Array.from({ length: n }, (_, i) => `bench-${RUN}-paced-${withDescribe ? 'd' : 's'}a${attempt}-${i}`);
+    const act0 = (await ctx.baseWorker.stats()).activities;
+    await pool(n, P.concurrency, (i) => ctx.client.workflow.start('benchBaseline', { workflowId: ids[i]!, taskQueue: BASELINE_TQ }));
+    await waitUntil('baseline activities', async () => (await ctx.baseWorker.stats()).activities - act0 >= n, 300_000, 20);
+    await settle(ctx);
+    const payload = 'x'.repeat(600);
+    const server0 = await ctx.serverLatency?.scrape();
+    const c0 = cpuSnap(ctx);
+    const out = await paced(n, rate, async (i) => {
+      const h = ctx.client.workflow.getHandle(ids[i]!);
+      if (withDescribe) await h.describe();
+      await h.signal('benchSignal', payload);
+    });
+    const cpu = cpuShare(c0, cpuSnap(ctx));
+    const server1 = await ctx.serverLatency?.scrape();
+    return { out, cpu, server: server0 && server1 ? ServerLatency.between(server0, server1, ['DescribeWorkflowExecution', 'SignalWorkflowExecution']) : undefined };
+  });
+  const s = pacedSummary(rate, res.out);
+  const server = Object.entries(res.server ?? {}).map(([op, v]) => `${op} ${v.p50}/${v.p99}`);
+  log(`   bare ${what} paced at ${round(rate)}/s: p50 ${s.p50} ms, p99 ${s.p99} ms, errors ${s.errors}${server.length ? `; Temporal frontend p50/p99 ms: ${server.join(', ')}` : ''} (others ${res.cpu.others} cores)`);
+  return s;
 }
 
 async function benchE2e(ctx: Ctx): Promise<void> {
@@ -1126,6 +1199,7 @@ async function main(): Promise<void> {
   const children: WorkerChild[] = [];
   let poster: Poster | undefined;
   let profiler: ServerProfiler | undefined;
+  let serverLatency: ServerLatency | undefined;
   let cleaned = false;
   let failure: Error | undefined;
   const cleanup = async (): Promise<void> => {
@@ -1176,6 +1250,10 @@ async function main(): Promise<void> {
         profiler = new ServerProfiler(pprofPort!);
         mkdirSync(path.join(ROOT, 'bench-results'), { recursive: true });
       }
+      // The server's Prometheus endpoint (its own latency histograms for the latency breakdown).
+      const [promPort] = await freePorts(1);
+      process.env.PROMETHEUS_ENDPOINT = `127.0.0.1:${promPort}`;
+      serverLatency = new ServerLatency(`http://127.0.0.1:${promPort}/metrics`);
       log('starting the cluster: PostgreSQL, Temporal schemas, Temporal server (test/cluster/cluster.ts)');
       cluster = await startCluster();
       results.meta.cluster = { serverVersion: cluster.build.version, timings: cluster.timings };
@@ -1228,7 +1306,7 @@ async function main(): Promise<void> {
     ]);
     children.push(lcWorker, baseWorker);
     poster = new Poster(stack.webhookUrl, P.concurrency);
-    const ctx: Ctx = { stack, sandbox: stack.sandbox, topicArn: stack.topicArn, client: stack.client, lcWorker, baseWorker, poster, results, delivered: [], baselineIds: [], server, ...(profiler ? { profiler } : {}) };
+    const ctx: Ctx = { stack, sandbox: stack.sandbox, topicArn: stack.topicArn, client: stack.client, lcWorker, baseWorker, poster, results, delivered: [], baselineIds: [], server, ...(profiler ? { profiler } : {}), ...(serverLatency ? { serverLatency } : {}) };
 
     await benchVerify(ctx);
     const low = await scaleLow(ctx);

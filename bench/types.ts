@@ -92,7 +92,14 @@ export interface LatencyBreakdown {
     windows: number;
     /** Their scheduled times, s from the phase start. */
     scheduledSec: number[];
+    /** How many of them overlapped a garbage collection of the bench process, and the mean GC ms inside them. */
+    withGc: number;
+    gcMs: number;
   };
+  /** Garbage collections of the bench process during the phase (count, major ones, longest, total ms). */
+  gc: { count: number; major: number; maxMs: number; totalMs: number };
+  /** The Temporal server's own frontend latency per operation in the phase (cluster only; bucket-interpolated), ms. */
+  server?: Record<string, { n: number; p50: number; p99: number }>;
   /** Event-loop delay of the bench process (webhook, sandbox, load generator), ms. */
   eventLoop: { p50: number; p99: number; max: number };
 }
@@ -147,7 +154,18 @@ export interface BenchResults {
   verify?: { v2PerSec: number; v1PerSec: number; rawCryptoPerSec: number; rounds: { v2: number[]; v1: number[] } };
   baseline?: { rounds: BaselineRound[]; startsPerSec: number; clientStartsPerSec: number; signalsPerSec: number; cyclesPerSec: number; signalToCompletePerSec: number };
   sends?: { rounds: SendsRound[]; sentPerSec: number; callsPerSec: number };
-  events?: { rounds: EventsRound[]; eventsPerSec: number; processedPerSec: number; at50?: PacedResult; at90?: PacedResult };
+  events?: {
+    rounds: EventsRound[];
+    eventsPerSec: number;
+    processedPerSec: number;
+    at50?: PacedResult;
+    at90?: PacedResult;
+    /**
+     * Bare Temporal at the half-load rate, from a plain client to baseline workflows: one signal
+     * per item, and the webhook's two calls (describe, then signal) without HTTP or verification.
+     */
+    bareAt50?: { signal: PacedResult; describeSignal: PacedResult };
+  };
   /** The homegrown peer (bench/peer.ts): verify + one PostgreSQL UPSERT per event; answered = row written. */
   peer?: {
     rounds: { n: number; ms: number; ok: number; otherCores: number; postgresCores: number; benchCores: number }[];

@@ -264,6 +264,8 @@ export async function startTemporalServer(build: TemporalServerBuild, pgPort: nu
     DYNAMIC_CONFIG_FILE_PATH: DYNAMIC_CONFIG_FILE,
     // Go's pprof endpoint on localhost, for profiling the server (`npm run bench -- --temporal cluster`).
     ...(process.env.TEMPORAL_PPROF_PORT ? { TEMPORAL_PPROF_PORT: process.env.TEMPORAL_PPROF_PORT } : {}),
+    // Its Prometheus metrics (service and persistence latency histograms), for the bench.
+    ...(process.env.PROMETHEUS_ENDPOINT ? { PROMETHEUS_ENDPOINT: process.env.PROMETHEUS_ENDPOINT } : {}),
     ...portEnv,
   };
   const address = `127.0.0.1:${portEnv.FRONTEND_GRPC_PORT}`;
