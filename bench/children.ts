@@ -108,3 +108,53 @@ export async function startWorkerChild(cfg: WorkerProcConfig, startTimeoutMs = 1
     throw err;
   }
 }
+
+/** The product's webhook as its own process (`ses-lifecycle webhook`), as deployments run it. */
+export interface WebhookChild {
+  pid: number;
+  /** `http://127.0.0.1:<port><path>` of its SNS route. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `ses-lifecycle webhook` with `env` (TEMPORAL_ADDRESS, SNS_ALLOWED_TOPIC_ARNS, the signer
+ * trust, ports...) and resolves once it prints the URL it listens at.
+ */
+export async function startWebhookChild(env: Record<string, string>, startTimeoutMs = 60_000): Promise<WebhookChild> {
+  const bin = path.join(__dirname, '..', 'bin', 'ses-lifecycle.js');
+  const child = spawn(process.execPath, [bin, 'webhook'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`ses-lifecycle webhook did not start within ${startTimeoutMs} ms: ${out.slice(-500)}`)), startTimeoutMs);
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString('utf8');
+      const m = /webhook listening at (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`ses-lifecycle webhook exited during start: ${out.slice(-500)}`));
+    });
+  }).catch(async (err: unknown) => {
+    child.kill('SIGKILL');
+    await exited;
+    throw err;
+  });
+  child.stdout.resume();
+  return {
+    pid: child.pid!,
+    url,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}

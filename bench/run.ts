@@ -44,7 +44,7 @@ import { ServerLatency } from './server-metrics';
 import { ServerProfiler, serverProfileTable } from './server-profile';
 import { snsStringToSign, type SnsEnvelope } from '../src/webhook';
 import { WORKFLOWS_PATH } from '../src/worker';
-import { procCpuSeconds, procRss, startWorkerChild, type WorkerChild } from './children';
+import { procCpuSeconds, procRss, startWebhookChild, startWorkerChild, type WebhookChild, type WorkerChild } from './children';
 import { median, paced, parseServerTiming, percentile, pool, Poster, round } from './load';
 import { cpuTable, costTable, resultsTable, scaleTable, timingsTable } from './report';
 import { sandboxVerifier, signedEvent, type SentLifecycle } from './sns';
@@ -205,6 +205,8 @@ interface Ctx {
   lcWorker: WorkerChild;
   baseWorker: WorkerChild;
   poster: Poster;
+  /** The webhook as its own process (`ses-lifecycle webhook`), for latency away from this process. */
+  standalone: { pid: number; poster: Poster };
   results: BenchResults;
   /** Lifecycles that got a Delivery from us: open, waiting in their complaint window. */
   delivered: SentLifecycle[];
@@ -264,7 +266,8 @@ function cpuSnap(ctx: Ctx): CpuSnap {
   const u = process.cpuUsage();
   return {
     wall: performance.now(),
-    bench: (u.user + u.system) / 1e6,
+    // This process (load generator, sandbox, in-process webhook) plus the standalone webhook.
+    bench: (u.user + u.system) / 1e6 + (procCpuSeconds(ctx.standalone.pid) ?? 0),
     worker: procCpuSeconds(ctx.lcWorker.pid) ?? 0,
     baselineWorker: procCpuSeconds(ctx.baseWorker.pid) ?? 0,
     devServer: ctx.server.cpuSeconds(),
@@ -413,8 +416,8 @@ function pacedSummary(rate: number, r: Awaited<ReturnType<typeof paced>>): Paced
   };
 }
 
-async function postOk(ctx: Ctx, body: string, headers: Record<string, string>, timings?: Record<string, number>[], i?: number): Promise<void> {
-  const r = await ctx.poster.post(body, headers);
+async function postOk(ctx: Ctx, body: string, headers: Record<string, string>, timings?: Record<string, number>[], i?: number, poster = ctx.poster): Promise<void> {
+  const r = await poster.post(body, headers);
   if (r.status !== 200) throw new Error(`webhook answered ${r.status}: ${r.text.slice(0, 200)}`);
   if (timings && i !== undefined) timings[i] = parseServerTiming(r.serverTiming);
 }
@@ -807,20 +810,10 @@ function eventsPhase(ctx: Ctx): Phase {
         const n = Math.max(20, Math.round(rate * P.pacedSec));
         const res = await measured(ctx, `events paced ${share * 100}%`, async (attempt) => {
           const lcs = await freshSilent(ctx, n, `p${share * 100}a${attempt}`);
-          const posts = lcs.map((lc) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', lc));
           log(`   paced at ${share * 100}% of the processed rate: ${round(rate)} events/s for ${P.pacedSec} s`);
-          const timings: Record<string, number>[] = [];
-          const server0 = await ctx.serverLatency?.scrape();
-          const c0 = cpuSnap(ctx);
-          const pauses = processPauses();
-          const out = await paced(posts.length, rate, (i) => postOk(ctx, posts[i]!.body, posts[i]!.headers, timings, i));
-          const seen = pauses.stop();
-          const cpuUsed = cpuShare(c0, cpuSnap(ctx));
-          const server1 = await ctx.serverLatency?.scrape();
+          const r = await pacedPosts(ctx, lcs, rate);
           ctx.delivered.push(...lcs);
-          const breakdown = latencyBreakdown(out, timings, seen);
-          if (server0 && server1) breakdown.server = ServerLatency.between(server0, server1, ['DescribeWorkflowExecution', 'SignalWorkflowExecution', 'persistence:UpdateWorkflowExecution', 'persistence:GetWorkflowExecution']);
-          return { out, cpu: cpuUsed, breakdown };
+          return { ...r, lcs };
         });
         addCpu(ctx, `events paced ${share * 100}%`, [res.cpu], n);
         const s = { ...pacedSummary(rate, res.out), breakdown: res.breakdown };
@@ -829,6 +822,24 @@ function eventsPhase(ctx: Ctx): Phase {
         log(`   → p50 ${s.p50} ms, p99 ${s.p99} ms, errors ${s.errors} (others ${res.cpu.others} cores)`);
         for (const line of breakdownLines(res.breakdown)) log(line);
         if (share === 0.5) {
+          // A second event of the same lifecycles: this webhook has their type cached (no describe).
+          await settle(ctx);
+          log(`   paced again at ${round(rate)} events/s: a second Delivery of the same lifecycles (their type is cached: no describe)`);
+          const again = await pacedPosts(ctx, res.lcs, rate);
+          const cached = { ...pacedSummary(rate, again.out), breakdown: again.breakdown };
+          ctx.results.events.at50Cached = cached;
+          log(`   → p50 ${cached.p50} ms, p99 ${cached.p99} ms, errors ${cached.errors} (others ${again.cpu.others} cores)`);
+          for (const line of breakdownLines(again.breakdown)) log(line);
+          // The webhook as its own process, first events of fresh lifecycles again. (Its event-loop
+          // and GC figures are this process's, the load generator's: the breakdown's `outside`.)
+          const fresh = await freshSilent(ctx, n, 'p50s');
+          log(`   paced at ${round(rate)} events/s to the standalone webhook process (ses-lifecycle webhook), first events of ${n} fresh lifecycles`);
+          const alone = await pacedPosts(ctx, fresh, rate, ctx.standalone.poster);
+          ctx.delivered.push(...fresh);
+          const standalone = { ...pacedSummary(rate, alone.out), breakdown: alone.breakdown };
+          ctx.results.events.at50Standalone = standalone;
+          log(`   → p50 ${standalone.p50} ms, p99 ${standalone.p99} ms, errors ${standalone.errors} (others ${alone.cpu.others} cores)`);
+          for (const line of breakdownLines(alone.breakdown)) log(line);
           // The same offered load as bare Temporal calls: what the server's own latency allows.
           const signal = await pacedBare(ctx, rate, n, false);
           const describeSignal = await pacedBare(ctx, rate, n, true);
@@ -837,6 +848,22 @@ function eventsPhase(ctx: Ctx): Phase {
       }
     },
   };
+}
+
+/** Paced signed Delivery posts to `lcs` at `rate`, with the latency breakdown (see {@link latencyBreakdown}). */
+async function pacedPosts(ctx: Ctx, lcs: readonly SentLifecycle[], rate: number, poster = ctx.poster): Promise<{ out: Awaited<ReturnType<typeof paced>>; cpu: CpuShare; breakdown: LatencyBreakdown }> {
+  const posts = lcs.map((lc) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', lc));
+  const timings: Record<string, number>[] = [];
+  const server0 = await ctx.serverLatency?.scrape();
+  const c0 = cpuSnap(ctx);
+  const pauses = processPauses();
+  const out = await paced(posts.length, rate, (i) => postOk(ctx, posts[i]!.body, posts[i]!.headers, timings, i, poster));
+  const seen = pauses.stop();
+  const cpu = cpuShare(c0, cpuSnap(ctx));
+  const server1 = await ctx.serverLatency?.scrape();
+  const breakdown = latencyBreakdown(out, timings, seen);
+  if (server0 && server1) breakdown.server = ServerLatency.between(server0, server1, ['DescribeWorkflowExecution', 'SignalWorkflowExecution', 'persistence:UpdateWorkflowExecution', 'persistence:GetWorkflowExecution']);
+  return { out, cpu, breakdown };
 }
 
 /**
@@ -1196,8 +1223,9 @@ async function main(): Promise<void> {
   };
   let stack: RunningStack | undefined;
   let cluster: Cluster | undefined;
-  const children: WorkerChild[] = [];
+  const children: (WorkerChild | WebhookChild)[] = [];
   let poster: Poster | undefined;
+  let standalonePoster: Poster | undefined;
   let profiler: ServerProfiler | undefined;
   let serverLatency: ServerLatency | undefined;
   let cleaned = false;
@@ -1206,6 +1234,7 @@ async function main(): Promise<void> {
     if (cleaned) return;
     cleaned = true;
     poster?.close();
+    standalonePoster?.close();
     await Promise.all(children.map((c) => c.stop().catch(() => undefined)));
     await stack?.stop().catch((err: unknown) => log(`stop failed: ${String(err)}`));
     await cluster?.stop().catch((err: unknown) => log(`cluster stop failed: ${String(err)}`));
@@ -1306,7 +1335,43 @@ async function main(): Promise<void> {
     ]);
     children.push(lcWorker, baseWorker);
     poster = new Poster(stack.webhookUrl, P.concurrency);
-    const ctx: Ctx = { stack, sandbox: stack.sandbox, topicArn: stack.topicArn, client: stack.client, lcWorker, baseWorker, poster, results, delivered: [], baselineIds: [], server, ...(profiler ? { profiler } : {}), ...(serverLatency ? { serverLatency } : {}) };
+    // The webhook once more as its own process (`ses-lifecycle webhook`, as deployments run it),
+    // trusting the sandbox's signer through the product's own SNS_SIGNER_* settings: latency at
+    // half load is measured there too, away from this process's heap (load generator, sandbox).
+    const caPath = path.join(dataDir, 'sandbox-ca.pem');
+    writeFileSync(caPath, stack.sandbox.caCertPem);
+    const [hookPort, hookMetricsPort] = await freePorts(2);
+    const standalone = await startWebhookChild({
+      TEMPORAL_ADDRESS: stack.temporalAddress,
+      TEMPORAL_NAMESPACE: stack.namespace,
+      TEMPORAL_TASK_QUEUE: stack.taskQueue,
+      SNS_ALLOWED_TOPIC_ARNS: stack.topicArn,
+      SNS_SIGNER_CA_PATH: caPath,
+      SNS_SIGNER_CERT_HOST_PATTERN: stack.sandbox.certHost.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+      WEBHOOK_HOST: '127.0.0.1',
+      WEBHOOK_PORT: String(hookPort),
+      WEBHOOK_METRICS_PORT: String(hookMetricsPort),
+      WEBHOOK_SERVER_TIMING: 'true',
+      LOG_LEVEL: 'warn',
+    });
+    children.push(standalone);
+    standalonePoster = new Poster(standalone.url, P.concurrency);
+    const ctx: Ctx = {
+      stack,
+      sandbox: stack.sandbox,
+      topicArn: stack.topicArn,
+      client: stack.client,
+      lcWorker,
+      baseWorker,
+      poster,
+      standalone: { pid: standalone.pid, poster: standalonePoster },
+      results,
+      delivered: [],
+      baselineIds: [],
+      server,
+      ...(profiler ? { profiler } : {}),
+      ...(serverLatency ? { serverLatency } : {}),
+    };
 
     await benchVerify(ctx);
     const low = await scaleLow(ctx);

@@ -160,6 +160,10 @@ export interface BenchResults {
     processedPerSec: number;
     at50?: PacedResult;
     at90?: PacedResult;
+    /** A second Delivery to the lifecycles of `at50`, at its rate: their type is cached, no describe. */
+    at50Cached?: PacedResult;
+    /** First events at the `at50` rate to the webhook running as its own process (`ses-lifecycle webhook`). */
+    at50Standalone?: PacedResult;
     /**
      * Bare Temporal at the half-load rate, from a plain client to baseline workflows: one signal
      * per item, and the webhook's two calls (describe, then signal) without HTTP or verification.
