@@ -833,6 +833,11 @@ function eventsPhase(ctx: Ctx): Phase {
           // The webhook as its own process, first events of fresh lifecycles again. (Its event-loop
           // and GC figures are this process's, the load generator's: the breakdown's `outside`.)
           const fresh = await freshSilent(ctx, n, 'p50s');
+          // Warm it up as the in-process webhook was by the rounds before: its signing-certificate
+          // cache and JIT (a third Delivery to a few lifecycles of the cached run, untimed).
+          const warm = res.lcs.slice(0, 50).map((lc) => signedEvent(ctx.sandbox, ctx.topicArn, 'Delivery', lc));
+          await pool(warm.length, 10, (i) => postOk(ctx, warm[i]!.body, warm[i]!.headers, undefined, undefined, ctx.standalone.poster));
+          await settle(ctx);
           log(`   paced at ${round(rate)} events/s to the standalone webhook process (ses-lifecycle webhook), first events of ${n} fresh lifecycles`);
           const alone = await pacedPosts(ctx, fresh, rate, ctx.standalone.poster);
           ctx.delivered.push(...fresh);
